@@ -1,0 +1,60 @@
+from django.http import HttpRequest
+from ninja import Router
+
+from domain.api.schemas import (
+    CredentialsIn,
+    ErrorOut,
+    RefreshIn,
+    SignUpIn,
+    TokenPairOut,
+    UserOut,
+)
+from domain.api.security import access_token_auth
+from domain.models import User
+from domain.services.tokens import TokenPair, token_pair_for_credentials, token_pair_refresh
+from domain.services.users import user_sign_up
+
+router = Router(tags=["auth"])
+
+
+def _pair_out(pair: TokenPair) -> TokenPairOut:
+    return TokenPairOut(
+        access=pair.access,
+        refresh=pair.refresh,
+        expires_in=pair.access_expires_in,
+        refresh_expires_in=pair.refresh_expires_in,
+    )
+
+
+@router.post("/signup", response={201: UserOut, 400: ErrorOut, 409: ErrorOut})
+def sign_up(request: HttpRequest, payload: SignUpIn) -> tuple[int, User]:
+    """Create an account awaiting an administrator's approval (no token until then)."""
+    user = user_sign_up(
+        username=payload.username,
+        password=payload.password,
+        role=payload.role,
+        hospital_hpid=payload.hospital,
+        agency=payload.agency,
+        crew_name=payload.crew_name,
+        phone=payload.phone,
+    )
+    return 201, user
+
+
+@router.post("/token", response={200: TokenPairOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut})
+def token(request: HttpRequest, payload: CredentialsIn) -> TokenPairOut:
+    """Log in: an access and a refresh token. Pending or rejected accounts get 403."""
+    return _pair_out(token_pair_for_credentials(username=payload.username, password=payload.password))
+
+
+@router.post("/refresh", response={200: TokenPairOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut})
+def refresh(request: HttpRequest, payload: RefreshIn) -> TokenPairOut:
+    """Exchange a refresh token for a new pair; the old refresh token stops working."""
+    return _pair_out(token_pair_refresh(refresh_token=payload.refresh))
+
+
+@router.get("/me", response={200: UserOut, 401: ErrorOut, 403: ErrorOut}, auth=access_token_auth)
+def me(request: HttpRequest) -> User:
+    """The account the access token belongs to."""
+    user: User = request.auth  # type: ignore[attr-defined]
+    return user

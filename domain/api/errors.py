@@ -1,0 +1,85 @@
+"""The one mapping from errors to HTTP responses. Every error body has the same shape:
+
+    {"error": {"code": "validation_error", "message": "...", "fields": {"lat": ["..."]}}}
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+
+from domain.errors import (
+    ApplicationError,
+    AuthenticationFailed,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
+
+STATUS_BY_ERROR: dict[type[ApplicationError], int] = {
+    ValidationFailed: 400,
+    AuthenticationFailed: 401,
+    PermissionDenied: 403,
+    NotFound: 404,
+    Conflict: 409,
+}
+_CODE_BY_STATUS = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found"}
+
+
+def error_body(
+    code: str, message: str, fields: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": dict(fields or {})}}
+
+
+def _fields_from_pydantic(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """``loc`` is (source, [body param name,] field...); clients want just the field path."""
+    fields: dict[str, list[str]] = {}
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        path = loc[2:] if loc[:1] == ["body"] and len(loc) > 2 else loc[1:]
+        fields.setdefault(".".join(path) or "body", []).append(str(error.get("msg", "Invalid.")))
+    return fields
+
+
+def install_error_handlers(api: NinjaAPI) -> None:
+    def respond(request: HttpRequest, status: int, body: dict[str, Any]) -> HttpResponse:
+        response = api.create_response(request, body, status=status)
+        if status == 401:
+            response["WWW-Authenticate"] = "Bearer"
+        return response
+
+    def application_error(request: HttpRequest, exc: ApplicationError) -> HttpResponse:
+        status = next(s for cls, s in STATUS_BY_ERROR.items() if isinstance(exc, cls))
+        return respond(request, status, error_body(exc.code, exc.message, exc.fields))
+
+    def validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+        fields = _fields_from_pydantic(exc.errors)
+        return respond(request, 400, error_body("validation_error", "Invalid input.", fields))
+
+    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        if isinstance(exc, AuthenticationError):
+            body = error_body("not_authenticated", "A valid bearer access token is required.")
+        else:
+            code = _CODE_BY_STATUS.get(exc.status_code, "error")
+            fields = {"body": [str(exc)]} if exc.status_code == 400 else None
+            body = error_body(code, str(exc), fields)
+        return respond(request, exc.status_code, body)
+
+    def too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        body = error_body("body_too_large", "The request body is too large.", {"body": [str(exc)]})
+        return respond(request, 400, body)
+
+    def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+        return respond(request, 404, error_body("not_found", "Not found."))
+
+    api.add_exception_handler(ApplicationError, application_error)
+    api.add_exception_handler(NinjaValidationError, validation_error)
+    api.add_exception_handler(HttpError, http_error)
+    api.add_exception_handler(RequestDataTooBig, too_big)
+    api.add_exception_handler(Http404, not_found)

@@ -1,0 +1,241 @@
+"""Request and response shapes of the JSON API (pydantic, published as OpenAPI)."""
+
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+from ninja import Field, Schema
+from pydantic import create_model, field_validator
+
+from domain.bed_fields import STATUS_VALUE_KINDS, Kind
+from domain.models import ERStatus, Hospital, User
+from domain.regions import REGIONS_BY_CODE
+from domain.selectors.hospitals import HospitalHit, RegionSummary
+from domain.severe_illness import SEVERE_ILLNESS_CATEGORIES
+
+MAX_PAGE_SIZE = 100
+USERNAME_PATTERN = r"^[\w.@+-]+$"
+
+
+class ErrorDetail(Schema):
+    code: str
+    message: str
+    fields: dict[str, list[str]]
+
+
+class ErrorOut(Schema):
+    error: ErrorDetail
+
+
+# --- auth -----------------------------------------------------------------------------------
+
+
+class SignUpIn(Schema):
+    username: str = Field(min_length=3, max_length=150, pattern=USERNAME_PATTERN)
+    password: str = Field(min_length=1, max_length=128)
+    role: str = Field(description="ambulance or hospital; admins are not self-service.")
+    hospital: str | None = Field(None, max_length=10, description="hpid, for hospital staff.")
+    agency: str = Field("", max_length=100)
+    crew_name: str = Field("", max_length=100)
+    phone: str = Field("", max_length=20)
+
+
+class CredentialsIn(Schema):
+    username: str = Field(min_length=1, max_length=150)
+    password: str = Field(min_length=1, max_length=128)
+
+
+class RefreshIn(Schema):
+    refresh: str = Field(min_length=1, max_length=4096)
+
+
+class TokenPairOut(Schema):
+    access: str
+    refresh: str
+    token_type: str = "Bearer"
+    expires_in: int = Field(description="Seconds until the access token expires.")
+    refresh_expires_in: int
+
+
+class UserOut(Schema):
+    id: int
+    username: str
+    role: str
+    approval: str
+    hospital: str | None
+    agency: str
+    crew_name: str
+    phone: str
+    date_joined: datetime
+    approval_decided_at: datetime | None
+    rejection_reason: str
+
+    @staticmethod
+    def resolve_hospital(user: User) -> str | None:
+        return user.hospital.hpid if user.hospital_id else None
+
+
+class RejectIn(Schema):
+    reason: str = Field("", max_length=300)
+
+
+# --- regions and hospitals ------------------------------------------------------------------
+
+
+class RegionOut(Schema):
+    code: str
+    name: str
+    name_en: str
+    stream: str
+    hospital_count: int
+
+    @staticmethod
+    def build(summary: RegionSummary) -> "RegionOut":
+        r = summary.region
+        return RegionOut(
+            code=r.code,
+            name=r.name,
+            name_en=r.name_en,
+            stream=r.stream,
+            hospital_count=summary.hospital_count,
+        )
+
+
+class HospitalFilters(Schema):
+    lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
+    lon: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
+    radius_km: float | None = Field(None, gt=0, le=500, allow_inf_nan=False)
+    region: str | None = Field(None, max_length=2, description="Region code (GET /api/regions).")
+    min_er_beds: int | None = Field(None, ge=0, le=1000)
+    needs: str | None = Field(
+        None, max_length=200, description="Comma-separated equipment: ct,mri,angio,ventilator…"
+    )
+    q: str | None = Field(None, max_length=100, description="Name or address contains.")
+    page: int = Field(1, ge=1, le=10_000)
+    page_size: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
+
+    @field_validator("needs")
+    @classmethod
+    def _strip_needs(cls, value: str | None) -> str | None:
+        return value.strip() if value else None
+
+    def need_list(self) -> list[str]:
+        return [n.strip() for n in (self.needs or "").split(",") if n.strip()]
+
+
+def _bed_value_type(kind: Kind) -> Any:
+    return {Kind.COUNT: int | None, Kind.FLAG: bool | None, Kind.MIXED: int | bool | None}[kind]
+
+
+BedsOut = create_model(  # type: ignore[call-overload]
+    "BedsOut",
+    __base__=Schema,
+    __doc__="Every ER status value; null is unknown. See docs/api.md for meanings.",
+    **{name: (_bed_value_type(kind), None) for name, kind in STATUS_VALUE_KINDS.items()},
+)
+
+
+class StatusOut(Schema):
+    hvidate: datetime | None = Field(description="The hospital's own last input (upstream).")
+    ingested_at: datetime | None
+    data_age_seconds: int | None = Field(description="now − hvidate; null when unknown.")
+    beds: BedsOut  # type: ignore[valid-type]
+
+    @staticmethod
+    def build(status: ERStatus, now: datetime) -> "StatusOut":
+        age = int((now - status.hvidate).total_seconds()) if status.hvidate else None
+        return StatusOut(
+            hvidate=status.hvidate,
+            ingested_at=status.ingested_at,
+            data_age_seconds=age,
+            beds=BedsOut(**status.values()),
+        )
+
+
+class HospitalOut(Schema):
+    hpid: str
+    name: str
+    address: str
+    region_code: str
+    region_name: str
+    sigungu: str
+    main_phone: str
+    er_phone: str
+    latitude: float | None
+    longitude: float | None
+    emergency_class: str
+    emergency_class_name: str
+    distance_km: float | None = Field(description="From lat/lon, when given.")
+    status: StatusOut | None = Field(description="Null until the first status arrives.")
+
+    @classmethod
+    def fields_of(cls, hospital: Hospital, distance: float | None, now: datetime) -> dict[str, Any]:
+        status = getattr(hospital, "er_status", None)
+        return {
+            "hpid": hospital.hpid,
+            "name": hospital.name,
+            "address": hospital.address,
+            "region_code": hospital.region_code,
+            "region_name": REGIONS_BY_CODE[hospital.region_code].name,
+            "sigungu": hospital.sigungu,
+            "main_phone": hospital.main_phone,
+            "er_phone": hospital.er_phone,
+            "latitude": hospital.latitude,
+            "longitude": hospital.longitude,
+            "emergency_class": hospital.emergency_class,
+            "emergency_class_name": hospital.get_emergency_class_display(),
+            "distance_km": None if distance is None else round(distance, 3),
+            "status": StatusOut.build(status, now) if status else None,
+        }
+
+    @classmethod
+    def build(cls, hit: HospitalHit) -> "HospitalOut":
+        return cls(**cls.fields_of(hit.hospital, hit.distance_km, timezone.now()))
+
+
+class HospitalPage(Schema):
+    count: int
+    page: int
+    page_size: int
+    pages: int
+    results: list[HospitalOut]
+
+
+class AcceptanceOut(Schema):
+    category: int
+    label: str
+    accepts: bool | None
+    age_limit: str
+
+
+class AnnouncementOut(Schema):
+    message_type: str
+    disease_code: str
+    disease_name: str
+    message: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+
+class HospitalDetailOut(HospitalOut):
+    acceptances: list[AcceptanceOut]
+    announcements: list[AnnouncementOut]
+
+    @classmethod
+    def build_detail(cls, hospital: Hospital) -> "HospitalDetailOut":
+        return cls(
+            **cls.fields_of(hospital, None, timezone.now()),
+            acceptances=[
+                AcceptanceOut(
+                    category=a.category,
+                    label=SEVERE_ILLNESS_CATEGORIES[a.category],
+                    accepts=a.accepts,
+                    age_limit=a.age_limit,
+                )
+                for a in sorted(hospital.acceptances.all(), key=lambda a: a.category)
+            ],
+            announcements=[
+                AnnouncementOut.model_validate(a, from_attributes=True)
+                for a in hospital.announcements.all()
+            ],
+        )

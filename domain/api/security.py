@@ -1,0 +1,15 @@
+from django.http import HttpRequest
+from ninja.security import HttpBearer
+
+from domain.models import User
+from domain.services.tokens import access_token_authenticate
+
+
+class AccessTokenAuth(HttpBearer):
+    """``Authorization: Bearer <access JWT>``; failures raise our errors (401 / 403)."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> User:
+        return access_token_authenticate(token=token).user
+
+
+access_token_auth = AccessTokenAuth()

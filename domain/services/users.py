@@ -1,0 +1,113 @@
+"""Accounts: sign-up creates a pending user; an admin approves or rejects it."""
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from domain.models import Approval, Hospital, Role, User
+from domain.services.tokens import refresh_tokens_revoke
+
+SELF_SERVICE_ROLES = (Role.AMBULANCE, Role.HOSPITAL)
+
+
+def user_sign_up(
+    *,
+    username: str,
+    password: str,
+    role: str,
+    hospital_hpid: str | None = None,
+    agency: str = "",
+    crew_name: str = "",
+    phone: str = "",
+) -> User:
+    """Create a pending ambulance or hospital user. Admins are never self-service.
+
+    Raises ``ValidationFailed`` with field errors, or ``Conflict`` if the username is taken.
+    """
+    problems: dict[str, list[str]] = {}
+    if role not in SELF_SERVICE_ROLES:
+        problems["role"] = [f"Must be one of: {', '.join(SELF_SERVICE_ROLES)}."]
+    hospital = None
+    if role == Role.HOSPITAL:
+        if not hospital_hpid:
+            problems["hospital"] = ["Hospital staff must name their hospital (hpid)."]
+        else:
+            hospital = Hospital.objects.filter(hpid=hospital_hpid).first()
+            if hospital is None:
+                problems["hospital"] = [f"Unknown hospital {hospital_hpid!r}."]
+    elif hospital_hpid:
+        problems["hospital"] = ["Only hospital staff belong to a hospital."]
+    candidate = User(username=username, role=role, agency=agency, crew_name=crew_name, phone=phone)
+    try:
+        candidate.clean_fields(exclude=["password", "role", "hospital"])
+    except DjangoValidationError as exc:
+        problems.update(exc.message_dict)
+    try:
+        validate_password(password, user=candidate)
+    except DjangoValidationError as exc:
+        problems["password"] = list(exc.messages)
+    if problems:
+        raise ValidationFailed("The sign-up is invalid.", fields=problems)
+
+    candidate.hospital = hospital
+    candidate.approval = Approval.PENDING
+    candidate.set_password(password)
+    if User.objects.filter(username__iexact=username).exists():
+        raise _username_taken()
+    try:
+        with transaction.atomic():
+            candidate.save()
+    except IntegrityError as exc:  # a concurrent sign-up took it first
+        raise _username_taken() from exc
+    return candidate
+
+
+def _username_taken() -> Conflict:
+    return Conflict(
+        "That username is taken.", code="username_taken", fields={"username": ["Taken."]}
+    )
+
+
+def _user_for_decision(*, user_id: int, by: User) -> User:
+    if by.role != Role.ADMIN or not by.may_sign_in:
+        raise PermissionDenied("Only administrators decide on accounts.")
+    user = User.objects.select_for_update().filter(pk=user_id).first()
+    if user is None:
+        raise NotFound(f"No user {user_id}.")
+    if user.pk == by.pk:
+        raise PermissionDenied("Administrators cannot decide on their own account.")
+    return user
+
+
+@transaction.atomic
+def user_approve(*, user_id: int, by: User) -> User:
+    """Make a pending (or previously rejected) user active. Raises ``Conflict`` if already so."""
+    user = _user_for_decision(user_id=user_id, by=by)
+    if user.approval == Approval.ACTIVE:
+        raise Conflict("The user is already active.", code="already_active")
+    user.approval = Approval.ACTIVE
+    user.approval_decided_at = timezone.now()
+    user.approval_decided_by = by
+    user.rejection_reason = ""
+    user.save(update_fields=["approval", "approval_decided_at", "approval_decided_by",
+                             "rejection_reason"])  # fmt: skip
+    return user
+
+
+@transaction.atomic
+def user_reject(*, user_id: int, by: User, reason: str = "") -> User:
+    """Reject a pending user, or withdraw an active user's access (their refresh tokens are
+    revoked; access tokens stop working at the next check). Raises ``Conflict`` if already so."""
+    user = _user_for_decision(user_id=user_id, by=by)
+    if user.approval == Approval.REJECTED:
+        raise Conflict("The user is already rejected.", code="already_rejected")
+    user.approval = Approval.REJECTED
+    user.approval_decided_at = timezone.now()
+    user.approval_decided_by = by
+    user.rejection_reason = reason
+    user.save(update_fields=["approval", "approval_decided_at", "approval_decided_by",
+                             "rejection_reason"])  # fmt: skip
+    refresh_tokens_revoke(user=user)
+    return user

@@ -1,0 +1,36 @@
+"""Websocket authentication: ``?token=<access JWT>``, verified by the same function as HTTP.
+
+The outcome goes into the scope (``user`` and ``token_expires_at``, or ``auth_error``) and the
+consumer closes unauthenticated sockets with a documented code after accepting them (a close
+code can only be sent on an accepted socket).
+"""
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.middleware import BaseMiddleware
+
+from domain.errors import ApplicationError, AuthenticationFailed
+from domain.services.tokens import access_token_authenticate
+
+
+def _token_from_query(query_string: bytes) -> str | None:
+    values = parse_qs(query_string.decode("latin-1")).get("token")
+    return values[0] if values else None
+
+
+class TokenAuthMiddleware(BaseMiddleware):  # type: ignore[misc]
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        scope = dict(scope, user=None, token_expires_at=None, auth_error=None)
+        token = _token_from_query(scope.get("query_string", b""))
+        try:
+            if not token:
+                raise AuthenticationFailed("No token given.", code="token_missing")
+            authenticated = await database_sync_to_async(access_token_authenticate)(token=token)
+        except ApplicationError as exc:
+            scope["auth_error"] = exc
+        else:
+            scope["user"] = authenticated.user
+            scope["token_expires_at"] = authenticated.expires_at
+        return await super().__call__(scope, receive, send)
