@@ -16,7 +16,7 @@ env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 
-_DEMO_ONLY = "demo-only-not-secret"
+_DEMO_ONLY = "demo-only-not-a-secret-never-use-in-production"
 SECRET_KEY = env.str("SECRET_KEY", default=_DEMO_ONLY) if DEBUG else env.str("SECRET_KEY")
 JWT_SIGNING_KEY = (
     env.str("JWT_SIGNING_KEY", default=_DEMO_ONLY) if DEBUG else env.str("JWT_SIGNING_KEY")

@@ -36,18 +36,18 @@ def _caller(request: HttpRequest) -> User:
 
 
 @router.get("/users", response={200: UserPage, **_ERRORS})
-def users(request: HttpRequest, filters: Query[UserFilters]) -> UserPage:
+def users(request: HttpRequest, filters: Query[UserFilters]) -> dict[str, object]:
     """Accounts, oldest first; ``approval=pending`` is the approval queue."""
     found = user_list(by=_caller(request), approval=filters.approval, role=filters.role)
     count = found.count()
     start = (filters.page - 1) * filters.page_size
-    return UserPage(
-        count=count,
-        page=filters.page,
-        page_size=filters.page_size,
-        pages=math.ceil(count / filters.page_size),
-        results=[UserOut.from_orm(u) for u in found[start : start + filters.page_size]],
-    )
+    return {
+        "count": count,
+        "page": filters.page,
+        "page_size": filters.page_size,
+        "pages": math.ceil(count / filters.page_size),
+        "results": list(found[start : start + filters.page_size]),
+    }
 
 
 @router.post("/users/{user_id}/approve", response={200: UserOut, **_ERRORS})

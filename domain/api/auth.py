@@ -1,5 +1,5 @@
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 
 from domain.api.schemas import (
     CredentialsIn,
@@ -27,7 +27,7 @@ def _pair_out(pair: TokenPair) -> TokenPairOut:
 
 
 @router.post("/signup", response={201: UserOut, 400: ErrorOut, 409: ErrorOut})
-def sign_up(request: HttpRequest, payload: SignUpIn) -> tuple[int, User]:
+def sign_up(request: HttpRequest, payload: SignUpIn) -> Status[User]:
     """Create an account awaiting an administrator's approval (no token until then)."""
     user = user_sign_up(
         username=payload.username,
@@ -38,7 +38,7 @@ def sign_up(request: HttpRequest, payload: SignUpIn) -> tuple[int, User]:
         crew_name=payload.crew_name,
         phone=payload.phone,
     )
-    return 201, user
+    return Status(201, user)
 
 
 @router.post("/token", response={200: TokenPairOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut})

@@ -39,8 +39,8 @@ class Hospital(models.Model):
             models.CheckConstraint(
                 condition=(Q(latitude__isnull=True) & Q(longitude__isnull=True))
                 | (
-                    Q(latitude__gte=-90, latitude__lte=90)
-                    & Q(longitude__gte=-180, longitude__lte=180)
+                    Q(latitude__isnull=False, latitude__gte=-90, latitude__lte=90)
+                    & Q(longitude__isnull=False, longitude__gte=-180, longitude__lte=180)
                 ),
                 name="hospital_coordinates_both_or_none_in_range",
             ),

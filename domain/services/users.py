@@ -111,3 +111,50 @@ def user_reject(*, user_id: int, by: User, reason: str = "") -> User:
                              "rejection_reason"])  # fmt: skip
     refresh_tokens_revoke(user=user)
     return user
+
+
+def synthetic_users_ensure(*, role: str, count: int, hospital_hpid: str | None = None) -> list[User]:
+    """``count`` active synthetic users of ``role`` for operators and load tests, named
+    ``synthetic-<role>[-<hpid>]-NNNNN``; a second call reuses the same users. They have no
+    usable password: they only ever hold tokens issued by ``issue_tokens``."""
+    if role not in Role.values:
+        raise ValidationFailed("Unknown role.", fields={"role": [f"One of {Role.values}."]})
+    if count < 1:
+        raise ValidationFailed("Count must be positive.", fields={"count": ["Must be ≥ 1."]})
+    hospital = None
+    if role == Role.HOSPITAL:
+        hospital = Hospital.objects.filter(hpid=hospital_hpid or "").first()
+        if hospital is None:
+            raise ValidationFailed(
+                "Hospital users need an existing hospital.",
+                fields={"hospital": [f"Unknown hospital {hospital_hpid!r}."]},
+            )
+    elif hospital_hpid:
+        raise ValidationFailed(
+            "Only hospital users belong to a hospital.", fields={"hospital": ["Not allowed."]}
+        )
+    prefix = f"synthetic-{role}-{hospital.hpid}-" if hospital else f"synthetic-{role}-"
+    usernames = [f"{prefix}{i:05d}" for i in range(1, count + 1)]
+    existing = set(User.objects.filter(username__in=usernames).values_list("username", flat=True))
+    now = timezone.now()
+    with transaction.atomic():
+        new_users = []
+        for username in usernames:
+            if username in existing:
+                continue
+            user = User(
+                username=username,
+                role=role,
+                hospital=hospital,
+                approval=Approval.ACTIVE,
+                approval_decided_at=now,
+                crew_name=username if role == Role.AMBULANCE else "",
+            )
+            user.set_unusable_password()
+            new_users.append(user)
+        User.objects.bulk_create(new_users, batch_size=1000)
+        User.objects.filter(username__in=usernames).exclude(approval=Approval.ACTIVE).update(
+            approval=Approval.ACTIVE, approval_decided_at=now
+        )
+    by_name = {u.username: u for u in User.objects.select_related("hospital").filter(username__in=usernames)}
+    return [by_name[name] for name in usernames]

@@ -1,0 +1,74 @@
+# Shared set-up steps for bin/start, bin/test and .ci/run. Each step is idempotent and quick
+# when there is nothing to do.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+ensure_system_packages() {
+  local missing=()
+  dpkg -s libmariadb-dev >/dev/null 2>&1 || missing+=(libmariadb-dev)
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "Installing system packages: ${missing[*]} (mysqlclient compiles against them)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+python_311() {
+  local candidate
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      echo "$candidate"; return
+    fi
+  done
+  echo "WeER needs Python 3.11 (python3.11 or python3)." >&2; exit 1
+}
+
+ensure_venv() {
+  local stamp="$VENV/.weer-installed"
+  [ -x "$VENV/bin/python" ] || { say "Creating $VENV"; "$(python_311)" -m venv "$VENV"; }
+  if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+    say "Installing WeER and its dependencies into .venv"
+    "$VENV/bin/pip" install -q --upgrade pip wheel
+    "$VENV/bin/pip" install -q -e "$ROOT[dev]"
+    touch "$stamp"
+  fi
+  export PATH="$VENV/bin:$PATH"
+}
+
+redis_up() { "$VENV/bin/python" -c 'import os, redis; redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=1).ping()' 2>/dev/null; }
+
+ensure_redis() {
+  redis_up && return
+  if command -v redis-server >/dev/null 2>&1 && [[ "$REDIS_URL" == redis://127.0.0.1* || "$REDIS_URL" == redis://localhost* ]]; then
+    say "Starting a local redis-server (keeps nothing on disk)"
+    mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/weer.log
+    for _ in $(seq 50); do redis_up && return; sleep 0.1; done
+  fi
+  echo "No Redis at $REDIS_URL. Install one (Debian: apt-get install redis-server) or set REDIS_URL." >&2
+  exit 1
+}
+
+mariadb_up() { "$VENV/bin/python" -c 'import MySQLdb; MySQLdb.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=2).close()' 2>/dev/null; }
+
+ensure_mariadb() {
+  mariadb_up && return
+  if [ -x /usr/sbin/mariadbd ]; then
+    say "Starting the local MariaDB server"
+    as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    for _ in $(seq 100); do mariadb_up && return; sleep 0.2; done
+  fi
+  echo "No MariaDB at 127.0.0.1:3306 (root, no password). Install mariadb-server or start it." >&2
+  exit 1
+}

@@ -1,0 +1,77 @@
+import factory
+from django.utils import timezone
+
+from domain.models import (
+    AgeBand,
+    Approval,
+    Consciousness,
+    ERStatus,
+    Hospital,
+    PatientCondition,
+    Role,
+    Sex,
+    User,
+)
+
+PASSWORD = "correct horse battery staple"
+
+
+class HospitalFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Hospital
+
+    hpid = factory.Sequence(lambda n: f"T{n:07d}")
+    name = factory.Sequence(lambda n: f"테스트병원 {n}")
+    address = "서울특별시 중구 세종대로 110"
+    sido = "서울특별시"
+    sigungu = "중구"
+    region_code = "11"
+    main_phone = "02-000-0000"
+    er_phone = "02-000-0119"
+    latitude = 37.5665
+    longitude = 126.9780
+    emergency_class = "G006"
+
+
+class ERStatusFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ERStatus
+
+    hospital = factory.SubFactory(HospitalFactory)
+    hvidate = factory.LazyFunction(timezone.now)
+    ingested_at = factory.LazyFunction(timezone.now)
+    er_general = 5
+    er_general_capacity = 20
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    role = Role.AMBULANCE
+    approval = Approval.ACTIVE
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def saved(self, create: bool, extracted: object, **kwargs: object) -> None:
+        if create:
+            self.save()
+
+
+class PatientConditionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PatientCondition
+
+    recorded_by = factory.SubFactory(UserFactory)
+    sex = Sex.FEMALE
+    age_band = AgeBand.Y60_69
+    systolic_bp = 150
+    diastolic_bp = 90
+    pulse = 110
+    respiratory_rate = 22
+    spo2 = 93
+    consciousness = Consciousness.VERBAL
+    chief_complaint = "Crushing chest pain for 30 minutes"
+    suspected_category = 1
