@@ -1,4 +1,4 @@
-"""The 17 시도 (first-level regions): the administrative codes that name the ``beds.<code>`` streams.
+"""The 17 시도 (first-level regions); their administrative codes name the ``beds.<code>`` streams.
 
 Codes are the statistical 시도 codes (Seoul 11 ... Jeju 50; 강원 and 전북 use their current
 특별자치도 codes 51 and 52). ``aliases`` are older or short names found in upstream addresses.

@@ -2,7 +2,6 @@
 with the documented codes and answers pings; streams arrive with the realtime issue."""
 
 import json
-from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 

@@ -85,10 +85,21 @@ def daphne_server(
     env = {**os.environ, "DATABASE_URL": database_url, "DEBUG": "false"}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-             "project.asgi:application"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "project.asgi:application",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=settings.BASE_DIR,
+        )
         try:
             deadline = time.monotonic() + 30
             while True:
@@ -97,7 +108,9 @@ def daphne_server(
                     break
                 except OSError:
                     if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"daphne did not start:\n{log_path.read_text()}")
+                        raise RuntimeError(
+                            f"daphne did not start:\n{log_path.read_text()}"
+                        ) from None
                     time.sleep(0.1)
             yield DaphneServer(port, log_path)
         finally:

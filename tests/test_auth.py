@@ -17,17 +17,24 @@ JSON = "application/json"
 
 
 def _sign_up(api: Client, **overrides: object) -> dict:
-    body = {"username": "medic7", "password": PASSWORD, "role": "ambulance",
-            "agency": "서울 중부소방서", "crew_name": "중부 1", "phone": "010-1234-5678"}  # fmt: skip
+    body = {
+        "username": "medic7",
+        "password": PASSWORD,
+        "role": "ambulance",
+        "agency": "서울 중부소방서",
+        "crew_name": "중부 1",
+        "phone": "010-1234-5678",
+    }
     body.update(overrides)
     return api.post("/api/auth/signup", body, content_type=JSON)
 
 
 def _login(api: Client, username: str, password: str = PASSWORD):
     return api.post(
-        "/api/auth/token", {"username": username, "password": password},
+        "/api/auth/token",
+        {"username": username, "password": password},
         content_type=JSON,
-    )  # fmt: skip
+    )
 
 
 def test_sign_up_approve_login_and_call(api: Client, admin_user: User) -> None:
@@ -44,7 +51,9 @@ def test_sign_up_approve_login_and_call(api: Client, admin_user: User) -> None:
     queue = api.get("/api/admin/users?approval=pending", **bearer(admin_user))
     assert [u["username"] for u in queue.json()["results"]] == ["medic7"]
 
-    approved = api.post(f"/api/admin/users/{user_id}/approve", content_type=JSON, **bearer(admin_user))
+    approved = api.post(
+        f"/api/admin/users/{user_id}/approve", content_type=JSON, **bearer(admin_user)
+    )
     assert approved.status_code == 200
     assert approved.json()["approval"] == "active"
 
@@ -76,9 +85,11 @@ def test_rejected_user_never_gets_a_token(api: Client, admin_user: User) -> None
     """Rejection is final for tokens: login answers 403 account_rejected."""
     user_id = _sign_up(api).json()["id"]
     rejected = api.post(
-        f"/api/admin/users/{user_id}/reject", {"reason": "Unknown agency"},
-        content_type=JSON, **bearer(admin_user),
-    )  # fmt: skip
+        f"/api/admin/users/{user_id}/reject",
+        {"reason": "Unknown agency"},
+        content_type=JSON,
+        **bearer(admin_user),
+    )
     assert rejected.status_code == 200
     assert rejected.json()["rejection_reason"] == "Unknown agency"
     response = _login(api, "medic7")
@@ -95,8 +106,7 @@ def test_rejecting_an_active_user_stops_their_tokens(api: Client, admin_user: Us
     me = api.get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {pair['access']}")
     assert me.status_code == 403
     assert me.json()["error"]["code"] == "account_rejected"
-    refreshed = api.post("/api/auth/refresh", {"refresh": pair["refresh"]},
-                         content_type=JSON)  # fmt: skip
+    refreshed = api.post("/api/auth/refresh", {"refresh": pair["refresh"]}, content_type=JSON)
     assert refreshed.status_code == 401
 
 
@@ -132,8 +142,9 @@ def test_expired_access_token_is_401(api: Client, crew_user: User) -> None:
             id="resigned-with-other-key",
         ),
         pytest.param(
-            lambda t: jwt.encode(jwt.decode(t, options={"verify_signature": False}), None,
-                                 algorithm="none"),  # fmt: skip
+            lambda t: jwt.encode(
+                jwt.decode(t, options={"verify_signature": False}), None, algorithm="none"
+            ),
             id="alg-none",
         ),
         pytest.param(lambda t: "not.a.jwt", id="garbage"),
@@ -157,19 +168,18 @@ def test_missing_token_is_401(api: Client) -> None:
 def test_refresh_rotates_and_reuse_revokes_the_family(api: Client, crew_user: User) -> None:
     """A refresh token works once; replaying it revokes every token descended from it."""
     first = _login(api, crew_user.username).json()
-    second = api.post("/api/auth/refresh", {"refresh": first["refresh"]},
-                      content_type=JSON)  # fmt: skip
+    second = api.post("/api/auth/refresh", {"refresh": first["refresh"]}, content_type=JSON)
     assert second.status_code == 200
     assert second.json()["refresh"] != first["refresh"]
     me = api.get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {second.json()['access']}")
     assert me.status_code == 200
 
-    replay = api.post("/api/auth/refresh", {"refresh": first["refresh"]},
-                      content_type=JSON)  # fmt: skip
+    replay = api.post("/api/auth/refresh", {"refresh": first["refresh"]}, content_type=JSON)
     assert replay.status_code == 401
     assert replay.json()["error"]["code"] == "token_reused"
-    stolen_chain = api.post("/api/auth/refresh", {"refresh": second.json()["refresh"]},
-                            content_type=JSON)  # fmt: skip
+    stolen_chain = api.post(
+        "/api/auth/refresh", {"refresh": second.json()["refresh"]}, content_type=JSON
+    )
     assert stolen_chain.status_code == 401
     assert not RefreshToken.objects.filter(user=crew_user, revoked_at__isnull=True).exists()
 
@@ -179,8 +189,7 @@ def test_refresh_token_is_not_an_access_token(api: Client, crew_user: User) -> N
     pair = _login(api, crew_user.username).json()
     as_access = api.get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {pair['refresh']}")
     assert as_access.status_code == 401
-    as_refresh = api.post("/api/auth/refresh", {"refresh": pair["access"]},
-                          content_type=JSON)  # fmt: skip
+    as_refresh = api.post("/api/auth/refresh", {"refresh": pair["access"]}, content_type=JSON)
     assert as_refresh.status_code == 401
 
 
@@ -213,10 +222,22 @@ def test_admin_endpoints_need_an_admin(api: Client, crew_user: User, admin_user:
     """Non-admins get 403; unknown users 404; repeating a decision 409."""
     pending = UserFactory(approval=Approval.PENDING)
     assert api.get("/api/admin/users", **bearer(crew_user)).status_code == 403
-    assert api.post(f"/api/admin/users/{pending.pk}/approve", content_type=JSON, **bearer(crew_user)).status_code == 403
+    assert (
+        api.post(
+            f"/api/admin/users/{pending.pk}/approve", content_type=JSON, **bearer(crew_user)
+        ).status_code
+        == 403
+    )
     assert api.post("/api/admin/users/999999/approve", **bearer(admin_user)).status_code == 404
-    assert api.post(f"/api/admin/users/{pending.pk}/approve", content_type=JSON, **bearer(admin_user)).status_code == 200
-    again = api.post(f"/api/admin/users/{pending.pk}/approve", content_type=JSON, **bearer(admin_user))
+    assert (
+        api.post(
+            f"/api/admin/users/{pending.pk}/approve", content_type=JSON, **bearer(admin_user)
+        ).status_code
+        == 200
+    )
+    again = api.post(
+        f"/api/admin/users/{pending.pk}/approve", content_type=JSON, **bearer(admin_user)
+    )
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "already_active"
     bad_filter = api.get("/api/admin/users?approval=maybe", **bearer(admin_user))

@@ -18,23 +18,41 @@ CITY_HALL = "lat=37.5665&lon=126.9780"
 def seoul_hospitals() -> dict[str, object]:
     """Three Seoul hospitals at known distances from City Hall, one Busan hospital."""
     near = ERStatusFactory(
-        hospital=HospitalFactory(hpid="A0000191", name="서울적십자병원",
-                                 latitude=37.567403, longitude=126.967050),  # ~1 km  # fmt: skip
-        er_general=-3, er_general_capacity=12, ct=True, mri=False,
+        hospital=HospitalFactory(
+            hpid="A0000191", name="서울적십자병원", latitude=37.567403, longitude=126.967050
+        ),  # ~1 km
+        er_general=-3,
+        er_general_capacity=12,
+        ct=True,
+        mri=False,
         hvidate=timezone.now() - timedelta(minutes=5),
-    ).hospital  # fmt: skip
+    ).hospital
     middle = ERStatusFactory(
-        hospital=HospitalFactory(hpid="A0000005", name="서울대학교병원",
-                                 latitude=37.579763, longitude=126.998980),  # ~2.3 km  # fmt: skip
-        er_general=7, ct=True, mri=True, angio=True, ventilator=True,
-    ).hospital  # fmt: skip
-    far = HospitalFactory(hpid="A1100015", name="강남세브란스병원", latitude=37.4929,
-                          longitude=127.0463)  # ~10 km, no status yet  # fmt: skip
+        hospital=HospitalFactory(
+            hpid="A0000005", name="서울대학교병원", latitude=37.579763, longitude=126.998980
+        ),  # ~2.3 km
+        er_general=7,
+        ct=True,
+        mri=True,
+        angio=True,
+        ventilator=True,
+    ).hospital
+    far = HospitalFactory(
+        hpid="A1100015", name="강남세브란스병원", latitude=37.4929, longitude=127.0463
+    )  # ~10 km, no status yet
     busan = ERStatusFactory(
-        hospital=HospitalFactory(hpid="A2600001", name="부산대학교병원", region_code="26",
-                                 sido="부산광역시", latitude=35.1006, longitude=129.0191),
-        er_general=10, ct=True, mri=True,
-    ).hospital  # fmt: skip
+        hospital=HospitalFactory(
+            hpid="A2600001",
+            name="부산대학교병원",
+            region_code="26",
+            sido="부산광역시",
+            latitude=35.1006,
+            longitude=129.0191,
+        ),
+        er_general=10,
+        ct=True,
+        mri=True,
+    ).hospital
     return {"near": near, "middle": middle, "far": far, "busan": busan}
 
 
@@ -60,6 +78,7 @@ def test_nearest_first_with_status(api: Client, seoul_hospitals: dict) -> None:
 
 def test_filters(api: Client, seoul_hospitals: dict) -> None:
     """radius, region, min_er_beds, needs and q each narrow the result."""
+
     def hpids(query: str) -> list[str]:
         response = api.get(f"/api/hospitals?{query}")
         assert response.status_code == 200, response.content
@@ -80,8 +99,11 @@ def test_paging(api: Client, seoul_hospitals: dict) -> None:
     second = api.get(f"/api/hospitals?{CITY_HALL}&page_size=3&page=2").json()
     assert first["pages"] == 2
     assert [h["hpid"] for h in first["results"] + second["results"]] == [
-        "A0000191", "A0000005", "A1100015", "A2600001"
-    ]  # fmt: skip
+        "A0000191",
+        "A0000005",
+        "A1100015",
+        "A2600001",
+    ]
 
 
 def test_detail(api: Client, seoul_hospitals: dict) -> None:
@@ -91,14 +113,22 @@ def test_detail(api: Client, seoul_hospitals: dict) -> None:
     SevereIllnessAcceptance.objects.create(hospital=hospital, category=1, accepts=True)
     now = timezone.now()
     ERAnnouncement.objects.create(
-        hospital=hospital, fingerprint="a" * 64, message_type=AnnouncementType.SEVERE,
-        disease_code="Y0031", disease_name="[뇌출혈수술] 거미막하출혈", message="장비부족",
+        hospital=hospital,
+        fingerprint="a" * 64,
+        message_type=AnnouncementType.SEVERE,
+        disease_code="Y0031",
+        disease_name="[뇌출혈수술] 거미막하출혈",
+        message="장비부족",
         starts_at=now - timedelta(hours=1),
-    )  # fmt: skip
+    )
     ERAnnouncement.objects.create(
-        hospital=hospital, fingerprint="b" * 64, message_type=AnnouncementType.ER,
-        message="old", starts_at=now - timedelta(days=2), ends_at=now - timedelta(days=1),
-    )  # fmt: skip
+        hospital=hospital,
+        fingerprint="b" * 64,
+        message_type=AnnouncementType.ER,
+        message="old",
+        starts_at=now - timedelta(days=2),
+        ends_at=now - timedelta(days=1),
+    )
     body = api.get("/api/hospitals/A0000005").json()
     assert body["name"] == "서울대학교병원"
     assert [(a["category"], a["accepts"]) for a in body["acceptances"]] == [(1, True), (3, False)]
@@ -118,7 +148,12 @@ def test_regions(api: Client, seoul_hospitals: dict) -> None:
     regions = api.get("/api/regions").json()
     assert len(regions) == 17
     by_code = {r["code"]: r for r in regions}
-    assert by_code["11"] == {"code": "11", "name": "서울특별시", "name_en": "Seoul",
-                             "stream": "beds.11", "hospital_count": 3}  # fmt: skip
+    assert by_code["11"] == {
+        "code": "11",
+        "name": "서울특별시",
+        "name_en": "Seoul",
+        "stream": "beds.11",
+        "hospital_count": 3,
+    }
     assert by_code["26"]["hospital_count"] == 1
     assert by_code["50"]["hospital_count"] == 0

@@ -23,12 +23,17 @@ from tests.factories import HospitalFactory, PatientConditionFactory, UserFactor
 pytestmark = pytest.mark.django_db
 
 
-
 def test_status_keeps_negative_counts_and_unknowns() -> None:
     """Over-capacity counts stay negative and absent values stay unknown, not zero."""
     hospital = HospitalFactory()
-    ERStatus.objects.create(hospital=hospital, er_general=-6, er_general_capacity=15,
-                            ct=False, ward_neurology=True, delivery_room=3)  # fmt: skip
+    ERStatus.objects.create(
+        hospital=hospital,
+        er_general=-6,
+        er_general_capacity=15,
+        ct=False,
+        ward_neurology=True,
+        delivery_room=3,
+    )
     status = ERStatus.objects.get(hospital=hospital)
     assert status.er_general == -6
     assert status.ct is False
@@ -79,8 +84,9 @@ def test_vital_signs_outside_clinical_ranges_are_refused(field: str, value: obje
 
 def test_cardiac_arrest_values_are_valid() -> None:
     """Zero pulse, BP and respiration are real findings, not errors."""
-    condition = PatientConditionFactory(pulse=0, systolic_bp=0, diastolic_bp=0,
-                                        respiratory_rate=0, spo2=0)  # fmt: skip
+    condition = PatientConditionFactory(
+        pulse=0, systolic_bp=0, diastolic_bp=0, respiratory_rate=0, spo2=0
+    )
     condition.full_clean()
     assert PatientCondition.objects.get(pk=condition.pk).pulse == 0
 
@@ -109,33 +115,41 @@ def test_reservation_states_are_constrained() -> None:
     pending = _reservation()
     pending.save()
     with pytest.raises(IntegrityError), transaction.atomic():
-        Reservation.objects.filter(pk=pending.pk).update(status=ReservationStatus.REJECTED,
-                                                         decided_at=timezone.now(),
-                                                         decided_by=nurse)  # fmt: skip
+        Reservation.objects.filter(pk=pending.pk).update(
+            status=ReservationStatus.REJECTED, decided_at=timezone.now(), decided_by=nurse
+        )
     with pytest.raises(IntegrityError), transaction.atomic():
         Reservation.objects.filter(pk=pending.pk).update(status=ReservationStatus.APPROVED)
     with pytest.raises(IntegrityError), transaction.atomic():
         Reservation.objects.filter(pk=pending.pk).update(
-            status=ReservationStatus.REJECTED, decline_reason=DeclineReason.OTHER,
-            decided_at=timezone.now(), decided_by=nurse,
-        )  # fmt: skip
+            status=ReservationStatus.REJECTED,
+            decline_reason=DeclineReason.OTHER,
+            decided_at=timezone.now(),
+            decided_by=nurse,
+        )
     with pytest.raises(IntegrityError), transaction.atomic():
         Reservation.objects.filter(pk=pending.pk).update(status="lost")
     with pytest.raises(IntegrityError), transaction.atomic():
-        _reservation(crew=pending.crew, hospital=pending.hospital, condition=pending.condition).save()
+        _reservation(
+            crew=pending.crew, hospital=pending.hospital, condition=pending.condition
+        ).save()
 
     Reservation.objects.filter(pk=pending.pk).update(
-        status=ReservationStatus.REJECTED, decline_reason=DeclineReason.NO_BED,
-        decided_at=timezone.now(), decided_by=nurse,
-    )  # fmt: skip
+        status=ReservationStatus.REJECTED,
+        decline_reason=DeclineReason.NO_BED,
+        decided_at=timezone.now(),
+        decided_by=nurse,
+    )
     assert Reservation.objects.get(pk=pending.pk).decline_reason == "no_bed"
 
 
 def test_hospital_coordinates_in_range() -> None:
     """Coordinates are both present and on the globe, or both absent."""
     with pytest.raises(IntegrityError), transaction.atomic():
-        Hospital.objects.create(hpid="X1", name="x", sido="서울특별시", region_code="11",
-                                latitude=95.0, longitude=127.0)  # fmt: skip
+        Hospital.objects.create(
+            hpid="X1", name="x", sido="서울특별시", region_code="11", latitude=95.0, longitude=127.0
+        )
     with pytest.raises(IntegrityError), transaction.atomic():
-        Hospital.objects.create(hpid="X2", name="x", sido="서울특별시", region_code="11",
-                                latitude=37.0)  # fmt: skip
+        Hospital.objects.create(
+            hpid="X2", name="x", sido="서울특별시", region_code="11", latitude=37.0
+        )

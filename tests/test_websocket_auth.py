@@ -26,8 +26,11 @@ async def test_missing_and_bad_tokens_close_with_4401(daphne_server) -> None:
     """No token, a garbage token and an expired token all close with 4401."""
     user = await asyncio.to_thread(UserFactory)
     expired = access_token_issue(user=user, lifetime=timedelta(seconds=-5))
-    for query, reason in [("", "token_missing"), ("?token=garbage", "invalid_token"),
-                          (f"?token={expired}", "token_expired")]:  # fmt: skip
+    for query, reason in [
+        ("", "token_missing"),
+        ("?token=garbage", "invalid_token"),
+        (f"?token={expired}", "token_expired"),
+    ]:
         code, message = await _closed_with(f"{daphne_server.ws_url}{query}")
         assert code == 4401
         assert message == {"type": "error", "code": reason, "message": message["message"]}

@@ -59,4 +59,6 @@ def approve(request: HttpRequest, user_id: int) -> User:
 @router.post("/users/{user_id}/reject", response={200: UserOut, **_ERRORS})
 def reject(request: HttpRequest, user_id: int, payload: RejectIn | None = None) -> User:
     """Reject a pending account or withdraw an active one's access."""
-    return user_reject(user_id=user_id, by=_caller(request), reason=payload.reason if payload else "")
+    return user_reject(
+        user_id=user_id, by=_caller(request), reason=payload.reason if payload else ""
+    )

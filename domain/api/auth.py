@@ -44,7 +44,9 @@ def sign_up(request: HttpRequest, payload: SignUpIn) -> Status[User]:
 @router.post("/token", response={200: TokenPairOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut})
 def token(request: HttpRequest, payload: CredentialsIn) -> TokenPairOut:
     """Log in: an access and a refresh token. Pending or rejected accounts get 403."""
-    return _pair_out(token_pair_for_credentials(username=payload.username, password=payload.password))
+    return _pair_out(
+        token_pair_for_credentials(username=payload.username, password=payload.password)
+    )
 
 
 @router.post("/refresh", response={200: TokenPairOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut})

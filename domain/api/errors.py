@@ -1,9 +1,9 @@
 """The one mapping from errors to HTTP responses. Every error body has the same shape:
 
-    {"error": {"code": "validation_error", "message": "...", "fields": {"lat": ["..."]}}}
+{"error": {"code": "validation_error", "message": "...", "fields": {"lat": ["..."]}}}
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -78,8 +78,12 @@ def install_error_handlers(api: NinjaAPI) -> None:
     def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
         return respond(request, 404, error_body("not_found", "Not found."))
 
-    api.add_exception_handler(ApplicationError, application_error)
-    api.add_exception_handler(NinjaValidationError, validation_error)
-    api.add_exception_handler(HttpError, http_error)
-    api.add_exception_handler(RequestDataTooBig, too_big)
-    api.add_exception_handler(Http404, not_found)
+    handlers: dict[type[Exception], Callable[[HttpRequest, Any], HttpResponse]] = {
+        ApplicationError: application_error,
+        NinjaValidationError: validation_error,
+        HttpError: http_error,
+        RequestDataTooBig: too_big,
+        Http404: not_found,
+    }
+    for exc_class, handler in handlers.items():
+        api.add_exception_handler(exc_class, handler)

@@ -52,7 +52,7 @@ class RefreshIn(Schema):
 class TokenPairOut(Schema):
     access: str
     refresh: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the scheme name
     expires_in: int = Field(description="Seconds until the access token expires.")
     refresh_expires_in: int
 
@@ -72,7 +72,7 @@ class UserOut(Schema):
 
     @staticmethod
     def resolve_hospital(user: User) -> str | None:
-        return user.hospital.hpid if user.hospital_id else None
+        return user.hospital.hpid if user.hospital else None
 
 
 class RejectIn(Schema):

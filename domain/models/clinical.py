@@ -129,3 +129,6 @@ class PatientCondition(models.Model):
                 condition=~Q(chief_complaint=""), name="condition_chief_complaint_required"
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.get_sex_display()} {self.get_age_band_display()}: {self.chief_complaint}"

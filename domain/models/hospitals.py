@@ -74,6 +74,9 @@ class ERStatus(models.Model):
         verbose_name = "ER status"
         verbose_name_plural = "ER statuses"
 
+    def __str__(self) -> str:
+        return f"ER status of {self.hospital_id}"
+
     def values(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in STATUS_VALUE_KINDS}
 
@@ -100,6 +103,9 @@ class SevereIllnessAcceptance(models.Model):
                 condition=Q(category__gte=1, category__lte=28), name="acceptance_category_valid"
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.hospital_id} category {self.category}: {self.accepts}"
 
 
 class AnnouncementType(models.TextChoices):
@@ -139,3 +145,6 @@ class ERAnnouncement(models.Model):
                 name="announcement_ends_after_start",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.hospital_id} [{self.message_type}] {self.message[:40]}"

@@ -89,3 +89,6 @@ class Reservation(models.Model):
                 name="reservation_pending_not_closed",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"Reservation {self.pk} → {self.hospital_id} ({self.status})"

@@ -19,7 +19,7 @@ class Approval(models.TextChoices):
 
 
 class UserManager(DjangoUserManager["User"]):
-    def create_superuser(  # type: ignore[override]
+    def create_superuser(
         self, username: str, email: str | None = None, password: str | None = None, **extra: Any
     ) -> "User":
         extra.setdefault("role", Role.ADMIN)
@@ -49,7 +49,7 @@ class User(AbstractUser):
     crew_name = models.CharField(max_length=100, blank=True, help_text="Ambulance unit name.")
     phone = models.CharField(max_length=20, blank=True)
 
-    objects: ClassVar[UserManager] = UserManager()  # type: ignore[assignment]
+    objects: ClassVar[UserManager] = UserManager()
 
     class Meta:
         constraints = [
@@ -80,3 +80,6 @@ class RefreshToken(models.Model):
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Refresh token {self.jti} of user {self.user_id}"

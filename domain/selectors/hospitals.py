@@ -26,9 +26,7 @@ class HospitalHit:
 
 
 def region_list() -> list[RegionSummary]:
-    counts = dict(
-        Hospital.objects.values_list("region_code").annotate(n=Count("id")).order_by()
-    )
+    counts = dict(Hospital.objects.values_list("region_code").annotate(n=Count("id")).order_by())
     return [RegionSummary(region=r, hospital_count=counts.get(r.code, 0)) for r in REGIONS]
 
 
@@ -62,9 +60,7 @@ def hospital_search(
         problems["region"] = [f"Unknown region {region!r}; see GET /api/regions."]
     unknown = [need for need in needs if need not in EQUIPMENT_NEEDS]
     if unknown:
-        problems["needs"] = [
-            f"Unknown: {', '.join(unknown)}. Known: {', '.join(EQUIPMENT_NEEDS)}."
-        ]
+        problems["needs"] = [f"Unknown: {', '.join(unknown)}. Known: {', '.join(EQUIPMENT_NEEDS)}."]
     if problems:
         raise ValidationFailed("The search is invalid.", fields=problems)
 

@@ -18,6 +18,7 @@ DEMO_USERS: tuple[tuple[str, str, str], ...] = (
     ("demo-crew", "weer-demo-crew", Role.AMBULANCE),
     ("demo-er", "weer-demo-er", Role.HOSPITAL),
 )
+DEMO_CREW = {"agency": "서울 중부소방서", "crew_name": "중부 119 구급대 1"}
 # Shares of hospitals reporting each kind of value, so the demo looks like real data with gaps.
 _ALWAYS_REPORTED = {"er_general", "ct", "ambulance"}
 
@@ -81,7 +82,7 @@ def demo_seed(*, seed: int = 2026) -> DemoSeedResult:
     with_flags = set(
         SevereIllnessAcceptance.objects.values_list("hospital_id", flat=True).distinct()
     )
-    flags = []
+    flags: list[SevereIllnessAcceptance] = []
     for hospital in hospitals:
         if hospital.pk in with_flags:
             continue
@@ -98,18 +99,22 @@ def demo_seed(*, seed: int = 2026) -> DemoSeedResult:
 
     demo_hospital = Hospital.objects.get(hpid=DEMO_HOSPITAL_HPID)
     for username, password, role in DEMO_USERS:
-        user, _ = User.objects.get_or_create(
+        is_admin = role == Role.ADMIN
+        fields = {
+            "role": role,
+            "approval": Approval.ACTIVE,
+            "hospital": demo_hospital if role == Role.HOSPITAL else None,
+            "is_staff": is_admin,
+            "is_superuser": is_admin,
+            **(DEMO_CREW if role == Role.AMBULANCE else {}),
+        }
+        user, _ = User.objects.update_or_create(
             username=username,
-            defaults={"role": role, "approval": Approval.ACTIVE, "approval_decided_at": now},
+            defaults=fields,
+            create_defaults={**fields, "approval_decided_at": now},
         )
-        user.role = role
-        user.approval = Approval.ACTIVE
-        user.hospital = demo_hospital if role == Role.HOSPITAL else None
-        user.is_staff = user.is_superuser = role == Role.ADMIN
-        if role == Role.AMBULANCE:
-            user.agency, user.crew_name = "서울 중부소방서", "중부 119 구급대 1"
         user.set_password(password)
-        user.save()
+        user.save(update_fields=["password"])
     return DemoSeedResult(
         hospitals_created=created,
         hospitals_total=len(hospitals),

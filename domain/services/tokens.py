@@ -42,7 +42,7 @@ def _encode(*, user: User, token_type: str, lifetime: timedelta, jti: str) -> st
     claims = {
         "sub": str(user.pk),
         "role": user.role,
-        "hospital": user.hospital.hpid if user.hospital_id else None,
+        "hospital": user.hospital.hpid if user.hospital else None,
         "type": token_type,
         "iat": now,
         "exp": now + lifetime,
@@ -119,8 +119,7 @@ def token_pair_for_credentials(*, username: str, password: str) -> TokenPair:
     user = authenticate(username=username, password=password)
     if user is None:
         raise AuthenticationFailed("Wrong username or password.", code="invalid_credentials")
-    assert isinstance(user, User)
-    return token_pair_issue(user=user)
+    return token_pair_issue(user=User.objects.select_related("hospital").get(pk=user.pk))
 
 
 def token_pair_refresh(*, refresh_token: str) -> TokenPair:
@@ -167,6 +166,4 @@ def access_token_authenticate(*, token: str) -> AuthenticatedToken:
     if user is None:
         raise AuthenticationFailed("The token is invalid.", code="invalid_token")
     _ensure_may_sign_in(user)
-    return AuthenticatedToken(
-        user=user, expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC)
-    )
+    return AuthenticatedToken(user=user, expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC))

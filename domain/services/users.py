@@ -91,8 +91,9 @@ def user_approve(*, user_id: int, by: User) -> User:
     user.approval_decided_at = timezone.now()
     user.approval_decided_by = by
     user.rejection_reason = ""
-    user.save(update_fields=["approval", "approval_decided_at", "approval_decided_by",
-                             "rejection_reason"])  # fmt: skip
+    user.save(
+        update_fields=["approval", "approval_decided_at", "approval_decided_by", "rejection_reason"]
+    )
     return user
 
 
@@ -107,13 +108,16 @@ def user_reject(*, user_id: int, by: User, reason: str = "") -> User:
     user.approval_decided_at = timezone.now()
     user.approval_decided_by = by
     user.rejection_reason = reason
-    user.save(update_fields=["approval", "approval_decided_at", "approval_decided_by",
-                             "rejection_reason"])  # fmt: skip
+    user.save(
+        update_fields=["approval", "approval_decided_at", "approval_decided_by", "rejection_reason"]
+    )
     refresh_tokens_revoke(user=user)
     return user
 
 
-def synthetic_users_ensure(*, role: str, count: int, hospital_hpid: str | None = None) -> list[User]:
+def synthetic_users_ensure(
+    *, role: str, count: int, hospital_hpid: str | None = None
+) -> list[User]:
     """``count`` active synthetic users of ``role`` for operators and load tests, named
     ``synthetic-<role>[-<hpid>]-NNNNN``; a second call reuses the same users. They have no
     usable password: they only ever hold tokens issued by ``issue_tokens``."""
@@ -156,5 +160,8 @@ def synthetic_users_ensure(*, role: str, count: int, hospital_hpid: str | None =
         User.objects.filter(username__in=usernames).exclude(approval=Approval.ACTIVE).update(
             approval=Approval.ACTIVE, approval_decided_at=now
         )
-    by_name = {u.username: u for u in User.objects.select_related("hospital").filter(username__in=usernames)}
+    by_name = {
+        u.username: u
+        for u in User.objects.select_related("hospital").filter(username__in=usernames)
+    }
     return [by_name[name] for name in usernames]

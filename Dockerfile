@@ -1,0 +1,18 @@
+# Production image: daphne, Celery worker and beat all run from it (see k8s/).
+FROM python:3.11-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libmariadb-dev pkg-config gcc \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY project project
+COPY domain domain
+COPY realtime realtime
+COPY ingestion ingestion
+COPY frontend frontend
+COPY manage.py Procfile ./
+RUN pip install --no-cache-dir . && useradd --uid 10001 --no-create-home weer
+USER 10001
+ENV PYTHONUNBUFFERED=1
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "project.asgi:application"]
