@@ -90,7 +90,15 @@ def test_filters(api: Client, seoul_hospitals: dict) -> None:
     assert hpids(f"{CITY_HALL}&needs=ct,mri") == ["A0000005", "A2600001"]
     assert hpids(f"{CITY_HALL}&needs=ct,mri,angio,ventilator") == ["A0000005"]
     assert hpids("q=서울대") == ["A0000005"]
+    assert hpids(f"{CITY_HALL}&needs=CT, MRI") == ["A0000005", "A2600001"]
     assert hpids("region=11") == ["A1100015", "A0000005", "A0000191"]  # by name without a position
+
+
+def test_blank_parameters_mean_no_filter(api: Client, seoul_hospitals: dict) -> None:
+    """Empty parameters, as an HTML form sends them, are ignored rather than refused."""
+    response = api.get(f"/api/hospitals?{CITY_HALL}&radius_km=&region=&min_er_beds=&needs=&q=")
+    assert response.status_code == 200, response.content
+    assert response.json()["count"] == 4
 
 
 def test_paging(api: Client, seoul_hospitals: dict) -> None:

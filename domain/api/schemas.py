@@ -114,13 +114,14 @@ class HospitalFilters(Schema):
     page: int = Field(1, ge=1, le=10_000)
     page_size: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
 
-    @field_validator("needs")
+    @field_validator("lat", "lon", "radius_km", "region", "min_er_beds", "needs", "q", mode="before")
     @classmethod
-    def _strip_needs(cls, value: str | None) -> str | None:
-        return value.strip() if value else None
+    def _blank_means_absent(cls, value: Any) -> Any:
+        """``?radius_km=&q=`` (as an HTML form sends it) means the filter is not used."""
+        return None if value == "" else value
 
     def need_list(self) -> list[str]:
-        return [n.strip() for n in (self.needs or "").split(",") if n.strip()]
+        return [n.strip().lower() for n in (self.needs or "").split(",") if n.strip()]
 
 
 def _bed_value_type(kind: Kind) -> Any:
