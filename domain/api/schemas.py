@@ -114,7 +114,9 @@ class HospitalFilters(Schema):
     page: int = Field(1, ge=1, le=10_000)
     page_size: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
 
-    @field_validator("lat", "lon", "radius_km", "region", "min_er_beds", "needs", "q", mode="before")
+    @field_validator(
+        "lat", "lon", "radius_km", "region", "min_er_beds", "needs", "q", mode="before"
+    )
     @classmethod
     def _blank_means_absent(cls, value: Any) -> Any:
         """``?radius_km=&q=`` (as an HTML form sends it) means the filter is not used."""
