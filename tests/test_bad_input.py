@@ -48,6 +48,14 @@ def test_malformed_json_bodies(api: Client, body: str) -> None:
     assert response.json()["error"]["fields"]
 
 
+@pytest.mark.parametrize("body", ["[1, 2]", '"a string"', "42", "null"])
+def test_json_that_is_not_an_object(api: Client, body: str) -> None:
+    """A body that is valid JSON but not an object is blamed on the body as a whole."""
+    response = api.post("/api/auth/signup", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "body" in response.json()["error"]["fields"]
+
+
 def test_oversized_body(api: Client) -> None:
     """A body over DATA_UPLOAD_MAX_MEMORY_SIZE is refused with a 400 naming the body."""
     huge = '{"username": "' + "x" * (200 * 1024) + '", "password": "p"}'

@@ -1,12 +1,15 @@
 """The public hospital search and detail endpoints, and the region list."""
 
 from datetime import timedelta
+from typing import get_args
 
 import pytest
 from django.test import Client
 from django.utils import timezone
 
+from domain.api.schemas import RegionCode
 from domain.models import AnnouncementType, ERAnnouncement, SevereIllnessAcceptance
+from domain.regions import REGIONS_BY_CODE
 from tests.factories import ERStatusFactory, HospitalFactory
 
 pytestmark = pytest.mark.django_db
@@ -149,6 +152,11 @@ def test_unknown_hospital_is_404(api: Client, db: None) -> None:
     response = api.get("/api/hospitals/NOPE")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "hospital_not_found"
+
+
+def test_region_codes_in_the_schema_match_the_regions() -> None:
+    """The OpenAPI enum of region codes is the list the domain knows."""
+    assert set(get_args(RegionCode)) == set(REGIONS_BY_CODE)
 
 
 def test_regions(api: Client, seoul_hospitals: dict) -> None:

@@ -1,4 +1,5 @@
 import math
+from typing import Literal
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
@@ -13,8 +14,8 @@ router = Router(tags=["admin"], auth=access_token_auth)
 
 
 class UserFilters(Schema):
-    approval: str | None = Field(None, max_length=16, description="pending, active or rejected")
-    role: str | None = Field(None, max_length=16)
+    approval: Literal["pending", "active", "rejected"] | None = None
+    role: Literal["ambulance", "hospital", "admin"] | None = None
     page: int = Field(1, ge=1, le=100_000)
     page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
 
@@ -58,7 +59,6 @@ def approve(request: HttpRequest, user_id: int) -> User:
 
 @router.post("/users/{user_id}/reject", response={200: UserOut, **_ERRORS})
 def reject(request: HttpRequest, user_id: int, payload: RejectIn | None = None) -> User:
-    """Reject a pending account or withdraw an active one's access."""
-    return user_reject(
-        user_id=user_id, by=_caller(request), reason=payload.reason if payload else ""
-    )
+    """Reject a pending account or withdraw an active one's access (the body is optional)."""
+    reason = payload.reason if payload else ""
+    return user_reject(user_id=user_id, by=_caller(request), reason=reason)

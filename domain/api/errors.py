@@ -41,9 +41,9 @@ def _fields_from_pydantic(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
     """``loc`` is (source, [body param name,] field...); clients want just the field path."""
     fields: dict[str, list[str]] = {}
     for error in errors:
-        loc = [str(part) for part in error.get("loc", ())]
-        path = loc[2:] if loc[:1] == ["body"] and len(loc) > 2 else loc[1:]
-        fields.setdefault(".".join(path) or "body", []).append(str(error.get("msg", "Invalid.")))
+        source, *rest = [str(part) for part in error.get("loc", ("body",))]
+        path = rest[1:] if source == "body" else rest
+        fields.setdefault(".".join(path) or source, []).append(str(error.get("msg", "Invalid.")))
     return fields
 
 

@@ -1,11 +1,11 @@
 """Request and response shapes of the JSON API (pydantic, published as OpenAPI)."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from django.utils import timezone
 from ninja import Field, Schema
-from pydantic import create_model, field_validator
+from pydantic import BaseModel, create_model, field_validator
 
 from domain.bed_fields import STATUS_VALUE_KINDS, Kind
 from domain.models import ERStatus, Hospital, User
@@ -14,6 +14,25 @@ from domain.selectors.hospitals import HospitalHit, RegionSummary
 from domain.severe_illness import SEVERE_ILLNESS_CATEGORIES
 
 MAX_PAGE_SIZE = 100
+RegionCode = Literal[
+    "11",
+    "26",
+    "27",
+    "28",
+    "29",
+    "30",
+    "31",
+    "36",
+    "41",
+    "43",
+    "44",
+    "46",
+    "47",
+    "48",
+    "50",
+    "51",
+    "52",
+]
 USERNAME_PATTERN = r"^[\w.@+-]+$"
 
 
@@ -27,25 +46,32 @@ class ErrorOut(Schema):
     error: ErrorDetail
 
 
+class BodyIn(BaseModel):
+    """Base of request bodies. Plain pydantic: only a JSON object validates (ninja's ``Schema``
+    would read attributes off any value, so a list or a number would pass as an empty body)."""
+
+
 # --- auth -----------------------------------------------------------------------------------
 
 
-class SignUpIn(Schema):
+class SignUpIn(BodyIn):
     username: str = Field(min_length=3, max_length=150, pattern=USERNAME_PATTERN)
-    password: str = Field(min_length=1, max_length=128)
-    role: str = Field(description="ambulance or hospital; admins are not self-service.")
+    password: str = Field(
+        min_length=8, max_length=128, description="Not common, not all digits, not the username."
+    )
+    role: Literal["ambulance", "hospital"] = Field(description="Admins are not self-service.")
     hospital: str | None = Field(None, max_length=10, description="hpid, for hospital staff.")
     agency: str = Field("", max_length=100)
     crew_name: str = Field("", max_length=100)
     phone: str = Field("", max_length=20)
 
 
-class CredentialsIn(Schema):
+class CredentialsIn(BodyIn):
     username: str = Field(min_length=1, max_length=150)
     password: str = Field(min_length=1, max_length=128)
 
 
-class RefreshIn(Schema):
+class RefreshIn(BodyIn):
     refresh: str = Field(min_length=1, max_length=4096)
 
 
@@ -75,7 +101,7 @@ class UserOut(Schema):
         return user.hospital.hpid if user.hospital else None
 
 
-class RejectIn(Schema):
+class RejectIn(BodyIn):
     reason: str = Field("", max_length=300)
 
 
@@ -105,7 +131,7 @@ class HospitalFilters(Schema):
     lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
     lon: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
     radius_km: float | None = Field(None, gt=0, le=500, allow_inf_nan=False)
-    region: str | None = Field(None, max_length=2, description="Region code (GET /api/regions).")
+    region: RegionCode | None = Field(None, description="Region code (GET /api/regions).")
     min_er_beds: int | None = Field(None, ge=0, le=1000)
     needs: str | None = Field(
         None, max_length=200, description="Comma-separated equipment: ct,mri,angio,ventilator…"
