@@ -32,6 +32,14 @@ WEBSOCKET_ALLOWED_ORIGINS = env.list("WEBSOCKET_ALLOWED_ORIGINS", default=[])
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
+# Realtime: per-stream event history kept for resume (whichever cap is hit first), the send
+# buffer a socket may fill before it is closed as too slow, and client message limits.
+REALTIME_HISTORY_SECONDS = env.int("REALTIME_HISTORY_SECONDS", default=30 * 60)
+REALTIME_HISTORY_MAXLEN = env.int("REALTIME_HISTORY_MAXLEN", default=100_000)
+REALTIME_SEND_BUFFER_BYTES = env.int("REALTIME_SEND_BUFFER_BYTES", default=512 * 1024)
+REALTIME_MAX_MESSAGE_BYTES = env.int("REALTIME_MAX_MESSAGE_BYTES", default=4096)
+REALTIME_MAX_STREAMS_PER_SOCKET = env.int("REALTIME_MAX_STREAMS_PER_SOCKET", default=64)
+
 UPSTREAM_BASE_URL = env.str(
     "UPSTREAM_BASE_URL", default="http://127.0.0.1:8001/B552657/ErmctInfoInqireService"
 )
@@ -123,12 +131,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
-    }
-}
+# No Channels channel layer: events fan out through realtime.hub (Redis pub/sub + Streams), see
+# docs/realtime.md for why.
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_IGNORE_RESULT = True

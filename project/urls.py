@@ -3,11 +3,13 @@ from django.urls import include, path
 
 from domain.api import api
 from project.health import healthz, readyz
+from realtime.views import prometheus_metrics
 
 urlpatterns = [
     path("api/", api.urls),
     path("admin/", admin.site.urls),
     path("healthz", healthz),
     path("readyz", readyz),
+    path("metrics", prometheus_metrics),
     path("", include("frontend.urls")),
 ]

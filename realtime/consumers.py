@@ -1,31 +1,70 @@
-"""The websocket edge. This is the foundation's minimal consumer: it authenticates, closes
-with the documented codes and answers pings; streams arrive with the realtime issue."""
+"""The websocket edge: authenticate, then hand every message to the socket's ``Session``."""
 
+import asyncio
 import json
+from datetime import UTC, datetime
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
-from realtime.close_codes import close_code_for
+from realtime import close_codes
+from realtime.hub import get_hub
+from realtime.sessions import Session
+from realtime.sinks import sink_for
 
 
 class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+    session: Session | None = None
+    _expiry: asyncio.TimerHandle | None = None
+
     async def connect(self) -> None:
         await self.accept()
-        error = self.scope.get("auth_error")
+        error = self.scope["auth_error"]
         if error is not None:
-            await self._error(error.code, error.message)
-            await self.close(code=close_code_for(error))
+            await self.send(
+                text_data=json.dumps(
+                    {"type": "error", "code": error.code, "message": error.message}
+                )
+            )
+            await self.close(code=close_codes.close_code_for(error))
+            return
+        user = self.scope["user"]
+        hub = get_hub()
+        self.session = Session(
+            user=user,
+            hub=hub,
+            close=self._close_with,
+            sink=sink_for(
+                self.base_send,
+                self._send_text,
+                settings.REALTIME_SEND_BUFFER_BYTES,
+                lambda: self.session.on_overflow() if self.session else None,
+            ),
+        )
+        hub.metrics.connection_opened(user.role)
+        seconds_left = (self.scope["token_expires_at"] - datetime.now(UTC)).total_seconds()
+        self._expiry = asyncio.get_running_loop().call_later(
+            max(seconds_left, 0), lambda: asyncio.ensure_future(self._token_expired())
+        )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        try:
-            message = json.loads(text_data) if text_data is not None else None
-        except ValueError:
-            await self._error("bad_json", "Messages must be JSON text frames.")
-            return
-        if isinstance(message, dict) and message.get("type") == "ping":
-            await self.send(text_data='{"type":"pong"}')
-        else:
-            await self._error("unknown_type", "Unknown message type.")
+        if self.session is not None:
+            await self.session.receive(text_data, bytes_data)
 
-    async def _error(self, code: str, message: str) -> None:
-        await self.send(text_data=json.dumps({"type": "error", "code": code, "message": message}))
+    async def disconnect(self, code: int) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        if self.session is not None:
+            self.session.leave_all()
+            get_hub().metrics.connection_closed(self.session.user.role)
+            self.session = None
+
+    async def _token_expired(self) -> None:
+        if self.session is not None:
+            await self.session.token_expired()
+
+    async def _send_text(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    async def _close_with(self, code: int) -> None:
+        await self.close(code=code)

@@ -1,3 +1,4 @@
+import contextlib
 import os
 import socket
 import subprocess
@@ -5,9 +6,9 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+import redis
 from django.conf import settings
 from django.test import Client
 
@@ -17,13 +18,22 @@ from tests.factories import HospitalFactory, UserFactory
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Tests of the production path run on MariaDB: refuse to run them on the SQLite default."""
+    """Tests of the production path run on MariaDB and a Redis database of their own, which
+    they empty first; refuse the SQLite default and Redis database 0."""
     engine = settings.DATABASES["default"]["ENGINE"]
     if engine != "django.db.backends.mysql":
         pytest.exit(
             f"Tests need MariaDB (DATABASE_URL=mysql://...), not {engine}. Run bin/test.",
             returncode=2,
         )
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    if client.connection_pool.connection_kwargs.get("db", 0) == 0:
+        pytest.exit(
+            "Tests empty their Redis database: point REDIS_URL at one other than 0 "
+            "(bin/test uses redis://127.0.0.1:6379/15).",
+            returncode=2,
+        )
+    client.flushdb()
 
 
 @pytest.fixture
@@ -53,7 +63,8 @@ def hospital_user(db: None) -> User:
 class DaphneServer:
     """A real daphne process serving project.asgi on a free loopback port."""
 
-    def __init__(self, port: int, log_path: Path) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+        self.process = process
         self.port = port
         self.log_path = log_path
         self.ws_url = f"ws://127.0.0.1:{port}/ws/"
@@ -62,6 +73,13 @@ class DaphneServer:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def rss_kib(self) -> int:
+        """Resident memory of the server process."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(
+            next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))
+        )
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -69,36 +87,34 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def daphne_server(
-    django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DaphneServer]:
-    """Started once per session against the test database; tests that use it must commit
-    their data (``django_db(transaction=True)``) for the server process to see it."""
+@contextlib.contextmanager
+def _run_daphne(log_dir: Path) -> Iterator[DaphneServer]:
     db = settings.DATABASES["default"]
     database_url = (
         f"mysql://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 3306}"
         f"/{db['NAME']}"
     )
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    env = {**os.environ, "DATABASE_URL": database_url, "DEBUG": "false"}
+    log_path = log_dir / f"daphne-{port}.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": settings.REDIS_URL,
+        "DEBUG": "false",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "daphne",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "project.asgi:application",
+    ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "project.asgi:application",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=settings.BASE_DIR,
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR
         )
         try:
             deadline = time.monotonic() + 30
@@ -112,7 +128,26 @@ def daphne_server(
                             f"daphne did not start:\n{log_path.read_text()}"
                         ) from None
                     time.sleep(0.1)
-            yield DaphneServer(port, log_path)
+            yield DaphneServer(process, port, log_path)
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def daphne_server(
+    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DaphneServer]:
+    """Started once per session against the test database; tests that use it must commit
+    their data (``django_db(transaction=True)``) for the server process to see it."""
+    with _run_daphne(tmp_path_factory.mktemp("daphne")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def second_daphne_server(
+    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DaphneServer]:
+    """Another server process on the same database and Redis: one service, two processes."""
+    with _run_daphne(tmp_path_factory.mktemp("daphne2")) as server:
+        yield server

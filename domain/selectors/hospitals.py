@@ -9,7 +9,7 @@ from django.utils import timezone
 from domain.bed_fields import EQUIPMENT_NEEDS
 from domain.errors import NotFound, ValidationFailed
 from domain.geo import bounding_box, distance_km
-from domain.models import ERAnnouncement, Hospital
+from domain.models import ERAnnouncement, ERStatus, Hospital
 from domain.regions import REGIONS, REGIONS_BY_CODE, Region
 
 
@@ -109,3 +109,21 @@ def hospital_get(*, hpid: str) -> Hospital:
     if hospital is None:
         raise NotFound(f"No hospital {hpid!r}.", code="hospital_not_found")
     return hospital
+
+
+def er_status_snapshot(*, region_code: str | None) -> list[dict[str, object]]:
+    """Every hospital's current status in a region (all regions for None), for stream
+    snapshots: ``hpid``, ``hvidate``, ``ingested_at`` and ``beds`` holding only known values
+    (an absent field is unknown, as in the REST API's null)."""
+    statuses = ERStatus.objects.select_related("hospital").order_by("hospital__hpid")
+    if region_code is not None:
+        statuses = statuses.filter(hospital__region_code=region_code)
+    return [
+        {
+            "hpid": status.hospital.hpid,
+            "hvidate": status.hvidate,
+            "ingested_at": status.ingested_at,
+            "beds": {name: value for name, value in status.values().items() if value is not None},
+        }
+        for status in statuses
+    ]

@@ -1,0 +1,211 @@
+"""The per-process hub: one Redis pub/sub subscription per stream this process has clients
+for, and a fan-out that writes each event's already-encoded frame to every local socket.
+
+Ordering and completeness are kept per stream, not per socket: events arrive on one pub/sub
+connection in publish order; an event whose seq is not the next one expected means pub/sub lost
+something (a reconnect), and the hub fetches the missing ones from history before going on.
+A socket joining a stream first collects live events in a buffer while it is sent its replay or
+snapshot, then takes what it has not yet seen from the buffer and goes live with no await in
+between, so nothing is lost or doubled at the seam.
+"""
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio
+from django.conf import settings
+
+from realtime.metrics import ProcessMetrics
+from realtime.publishing import history_after, live_channel, stream_head
+from realtime.sinks import Frame, Sink
+
+logger = logging.getLogger(__name__)
+
+JOIN_TIMEOUT = 10.0
+IDLE_FEED_SECONDS = 60.0
+_LIVE_PREFIX = "weer:{"
+_LIVE_SUFFIX = "}:live"
+
+
+@dataclass(eq=False)
+class Member:
+    """One socket's membership of one stream."""
+
+    sink: Sink
+    buffer: deque[tuple[int, Frame]] | None = field(default_factory=deque)  # None once live
+
+
+@dataclass(eq=False)
+class Feed:
+    stream: str
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    last_seq: int | None = None
+    members: dict[int, Member] = field(default_factory=dict)  # id(member) → member
+    live: list[Sink] = field(default_factory=list)
+    idle_since: float | None = None
+
+
+class Hub:
+    def __init__(self, redis_url: str) -> None:
+        self.redis = redis.asyncio.Redis.from_url(redis_url, max_connections=1000)
+        self.process_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.metrics = ProcessMetrics()
+        self._feeds: dict[str, Feed] = {}
+        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
+        self._listener: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
+
+    # -- membership ------------------------------------------------------------------------
+
+    async def join(self, stream: str, sink: Sink) -> Member:
+        """Start receiving ``stream``: live events are buffered in the returned member until
+        ``go_live``. Returns once this process's subscription to the stream is active."""
+        self._ensure_listening()
+        feed = self._feeds.get(stream)
+        if feed is None:
+            feed = self._feeds[stream] = Feed(stream)
+            await self._pubsub.subscribe(live_channel(stream))
+        member = Member(sink)
+        feed.members[id(member)] = member
+        feed.idle_since = None
+        self.metrics.subscription_added(stream)
+        try:
+            await asyncio.wait_for(feed.ready.wait(), JOIN_TIMEOUT)
+        except BaseException:
+            self.leave(stream, member)
+            raise
+        return member
+
+    def go_live(self, stream: str, member: Member, delivered: int) -> None:
+        """Send the member what it buffered past ``delivered`` and make it a live receiver."""
+        feed = self._feeds[stream]
+        buffered = member.buffer or ()
+        member.buffer = None
+        for seq, frame in buffered:
+            if seq > delivered and not member.sink.send(frame):
+                return
+        feed.live.append(member.sink)
+
+    def leave(self, stream: str, member: Member) -> None:
+        feed = self._feeds.get(stream)
+        if feed is None or feed.members.pop(id(member), None) is None:
+            return
+        self.metrics.subscription_removed(stream)
+        if member.buffer is None:
+            feed.live.remove(member.sink)
+        if not feed.members:
+            feed.idle_since = time.monotonic()
+
+    async def drop_idle_feeds(self, idle_for: float = IDLE_FEED_SECONDS) -> None:
+        """Unsubscribe from streams nobody here has wanted for ``idle_for`` seconds (kept that
+        long so a reconnecting crowd finds its subscriptions warm)."""
+        now = time.monotonic()
+        idle = [
+            feed.stream
+            for feed in self._feeds.values()
+            if not feed.members and feed.idle_since is not None and now - feed.idle_since > idle_for
+        ]
+        for stream in idle:
+            del self._feeds[stream]
+        if idle:
+            await self._pubsub.unsubscribe(*(live_channel(s) for s in idle))
+
+    # -- fan-out ---------------------------------------------------------------------------
+
+    def _deliver(self, feed: Feed, seq: int, frame: Frame) -> None:
+        feed.last_seq = seq
+        for member in feed.members.values():
+            if member.buffer is not None:
+                member.buffer.append((seq, frame))
+        for sink in feed.live:
+            sink.send(frame)
+        self.metrics.frames_sent += len(feed.live)
+
+    async def _on_message(self, feed: Feed, seq: int, frame: Frame) -> None:
+        if feed.last_seq is not None:
+            if seq <= feed.last_seq:
+                return
+            if seq > feed.last_seq + 1:
+                await self._repair(feed, feed.last_seq, seq - 1)
+        self._deliver(feed, seq, frame)
+
+    async def _repair(self, feed: Feed, after: int, upto: int) -> None:
+        """Deliver from history what pub/sub lost after ``after`` up to ``upto``."""
+        logger.warning("stream %s: fetching %s..%s from history", feed.stream, after + 1, upto)
+        while after < upto:
+            frames = await history_after(self.redis, feed.stream, after, upto)
+            if not frames:  # expired meanwhile: members can only resync by reconnecting
+                logger.error("stream %s: events up to %s are gone from history", feed.stream, upto)
+                feed.last_seq = upto
+                return
+            for seq, raw in frames:
+                self._deliver(feed, seq, Frame(raw))
+            after = frames[-1][0]
+
+    # -- the pub/sub connection -------------------------------------------------------------
+
+    def _ensure_listening(self) -> None:
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.ensure_future(self._listen())
+            self._spawn(self.metrics.report_forever(self))
+
+    async def _listen(self) -> None:
+        """Read pub/sub forever. After a lost connection redis-py reconnects and subscribes
+        again on the next read; each confirmation then repairs that stream from history."""
+        backoff = 0.1
+        while True:
+            try:
+                if self._pubsub.connection is None or not self._pubsub.subscribed:
+                    await asyncio.sleep(0.05)
+                    continue
+                message = await self._pubsub.get_message(timeout=1.0)
+                backoff = 0.1
+                if message is not None:
+                    await self._handle(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("hub: pub/sub failed; retrying in %.1f s", backoff)
+                for feed in self._feeds.values():
+                    feed.ready.clear()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        channel = message["channel"].decode()
+        stream = channel[len(_LIVE_PREFIX) : -len(_LIVE_SUFFIX)]
+        feed = self._feeds.get(stream)
+        if feed is None:
+            return
+        if message["type"] == "subscribe":
+            feed.ready.set()
+            if feed.last_seq is not None:  # resubscribed after a lost connection
+                head = await stream_head(self.redis, stream)
+                if head > feed.last_seq:
+                    await self._repair(feed, feed.last_seq, head)
+        elif message["type"] == "message":
+            seq, _, payload = message["data"].partition(b" ")
+            await self._on_message(feed, int(seq), Frame(payload))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.append(task)
+        task.add_done_callback(self._background.remove)
+
+
+_hubs: dict[int, Hub] = {}
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (one per server process)."""
+    loop_id = id(asyncio.get_running_loop())
+    hub = _hubs.get(loop_id)
+    if hub is None:
+        hub = _hubs[loop_id] = Hub(settings.REDIS_URL)
+    return hub

@@ -1,0 +1,203 @@
+"""Connection metrics, counted in each server process and shared through Redis.
+
+Every second each process writes its counters to ``weer:metrics:process:<host:pid>`` (expiring
+after a few seconds, so a dead process drops out); one process, holding a short Redis lease,
+adds them up, stores the total and publishes it on the ``metrics`` stream. ``/metrics`` serves
+the per-process figures in Prometheus text format from any process.
+"""
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import redis
+import redis.asyncio
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from realtime.publishing import PUBLISHED_COUNTER, apublish_event
+from realtime.streams import METRICS
+
+if TYPE_CHECKING:
+    from realtime.hub import Hub
+
+logger = logging.getLogger(__name__)
+
+PROCESS_KEY_PREFIX = "weer:metrics:process:"
+LEADER_KEY = "weer:metrics:leader"
+LATEST_KEY = "weer:metrics:latest"
+REPORT_INTERVAL = 1.0
+
+
+class ProcessMetrics:
+    """This process's counters. Cheap to update: plain integers, no I/O."""
+
+    def __init__(self) -> None:
+        self.connections: Counter[str] = Counter()  # by role
+        self.subscriptions: Counter[str] = Counter()  # by stream
+        self.frames_sent = 0
+        self.slow_consumer_closes = 0
+        self.abuse_closes = 0
+        self.resumes = 0
+        self.snapshots = 0
+
+    def connection_opened(self, role: str) -> None:
+        self.connections[role] += 1
+
+    def connection_closed(self, role: str) -> None:
+        self.connections[role] -= 1
+
+    def subscription_added(self, stream: str) -> None:
+        self.subscriptions[stream] += 1
+
+    def subscription_removed(self, stream: str) -> None:
+        self.subscriptions[stream] -= 1
+        if self.subscriptions[stream] <= 0:
+            del self.subscriptions[stream]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "connections": {role: n for role, n in self.connections.items() if n},
+            "subscriptions": dict(self.subscriptions),
+            "frames_sent": self.frames_sent,
+            "slow_consumer_closes": self.slow_consumer_closes,
+            "abuse_closes": self.abuse_closes,
+            "resumes": self.resumes,
+            "snapshots": self.snapshots,
+        }
+
+    async def report_forever(self, hub: "Hub") -> None:
+        aggregator = _Aggregator()
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL)
+            try:
+                await self._report(hub, aggregator)
+                await hub.drop_idle_feeds()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("metrics: report failed")
+
+    async def _report(self, hub: "Hub", aggregator: "_Aggregator") -> None:
+        client = hub.redis
+        ttl_ms = int(REPORT_INTERVAL * 3000)
+        await client.set(PROCESS_KEY_PREFIX + hub.process_id, json.dumps(self.as_dict()), px=ttl_ms)
+        leader = await client.set(LEADER_KEY, hub.process_id, nx=True, px=ttl_ms)
+        if not leader:
+            if (await client.get(LEADER_KEY)) != hub.process_id.encode():
+                return
+            await client.pexpire(LEADER_KEY, ttl_ms)
+        processes = await read_process_metrics(client)
+        published = int(await client.get(PUBLISHED_COUNTER) or 0)
+        summary = aggregator.summarize(processes, published)
+        await client.set(LATEST_KEY, json.dumps(summary), px=ttl_ms)
+        await apublish_event(client, METRICS, "metrics.snapshot", summary)
+
+
+async def read_process_metrics(client: "redis.asyncio.Redis") -> dict[str, dict[str, Any]]:
+    keys = [key async for key in client.scan_iter(match=PROCESS_KEY_PREFIX + "*", count=1000)]
+    values = await client.mget(keys) if keys else []
+    return {
+        key.decode()[len(PROCESS_KEY_PREFIX) :]: json.loads(value)
+        for key, value in zip(keys, values, strict=True)
+        if value is not None
+    }
+
+
+class _Aggregator:
+    """Adds up the processes' counters and turns cumulative ones into per-second rates."""
+
+    def __init__(self) -> None:
+        self._previous: tuple[float, int, int] | None = None
+
+    def summarize(self, processes: dict[str, dict[str, Any]], published: int) -> dict[str, Any]:
+        now = time.monotonic()
+        by_role: Counter[str] = Counter()
+        subscriptions: Counter[str] = Counter()
+        totals: Counter[str] = Counter()
+        for figures in processes.values():
+            by_role.update(figures["connections"])
+            subscriptions.update(figures["subscriptions"])
+            for name in (
+                "frames_sent",
+                "slow_consumer_closes",
+                "abuse_closes",
+                "resumes",
+                "snapshots",
+            ):
+                totals[name] += figures[name]
+        published_rate = frames_rate = None
+        if self._previous is not None:
+            then, published_then, frames_then = self._previous
+            elapsed = max(now - then, 1e-6)
+            published_rate = round(max(published - published_then, 0) / elapsed, 1)
+            frames_rate = round(max(totals["frames_sent"] - frames_then, 0) / elapsed, 1)
+        self._previous = (now, published, totals["frames_sent"])
+        return {
+            "at": int(time.time() * 1000),
+            "connections": {"total": sum(by_role.values()), "by_role": dict(by_role)},
+            "processes": {
+                name: {"connections": sum(figures["connections"].values())}
+                for name, figures in processes.items()
+            },
+            "subscriptions": dict(subscriptions),
+            "events_published_per_s": published_rate,
+            "frames_sent_per_s": frames_rate,
+            "events_published": published,
+            **{
+                name: totals[name]
+                for name in (
+                    "frames_sent",
+                    "slow_consumer_closes",
+                    "abuse_closes",
+                    "resumes",
+                    "snapshots",
+                )
+            },
+        }
+
+
+class RedisMetricsCollector(Collector):
+    """Prometheus collector reading every live process's figures from Redis at scrape time."""
+
+    def __init__(self, redis_url: str) -> None:
+        self._client = redis.Redis.from_url(redis_url, socket_timeout=2)
+
+    def collect(self) -> Iterator[Metric]:
+        keys = list(self._client.scan_iter(match=PROCESS_KEY_PREFIX + "*", count=1000))
+        values = self._client.mget(keys) if keys else []
+        processes = {
+            key.decode()[len(PROCESS_KEY_PREFIX) :]: json.loads(value)
+            for key, value in zip(keys, values, strict=True)
+            if value is not None
+        }
+        connections = GaugeMetricFamily(
+            "weer_ws_connections", "Open websocket connections", labels=["process", "role"]
+        )
+        subscriptions = GaugeMetricFamily(
+            "weer_ws_subscriptions", "Stream subscriptions", labels=["process", "stream"]
+        )
+        counters = {
+            name: CounterMetricFamily(f"weer_ws_{name}", help_text, labels=["process"])
+            for name, help_text in (
+                ("frames_sent", "Event frames written to sockets"),
+                ("slow_consumer_closes", "Sockets closed because the client read too slowly"),
+                ("abuse_closes", "Sockets closed for too many invalid messages"),
+                ("resumes", "Subscriptions resumed from history"),
+                ("snapshots", "Snapshots served"),
+            )
+        }
+        for process, figures in processes.items():
+            for role, n in figures["connections"].items():
+                connections.add_metric([process, role], n)
+            for stream, n in figures["subscriptions"].items():
+                subscriptions.add_metric([process, stream], n)
+            for name, family in counters.items():
+                family.add_metric([process], figures[name])
+        published = CounterMetricFamily("weer_events_published", "Events published")
+        published.add_metric([], int(self._client.get(PUBLISHED_COUNTER) or 0))
+        yield from (connections, subscriptions, *counters.values(), published)

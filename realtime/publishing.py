@@ -1,0 +1,159 @@
+"""The one publishing path: every event any client receives goes through ``publish_event``.
+
+One Redis script, atomically per event: takes the stream's next sequence number, builds the
+wire frame around the data (serialized once, here), appends it to the stream's bounded
+history (a Redis Stream whose entry IDs are ``<seq>-0``), and publishes it to the stream's
+pub/sub channel, which every server process's hub listens to. Callers in a transaction must
+publish after it commits (``publish_on_commit``): clients must never see rolled-back state.
+
+Sequence numbers start from the clock (ms since epoch) when a stream's counter is created, so a
+Redis that lost its data never reissues a number a client already holds: that client's
+``since`` is then older than the history and it gets a snapshot.
+"""
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+import redis.asyncio
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+
+from realtime.streams import stream_parse
+
+# KEYS: seq, history. ARGV: channel, frame head, data JSON, history ms, history maxlen.
+_PUBLISH = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SET', KEYS[1], now - 1, 'NX')
+local seq = redis.call('INCR', KEYS[1])
+local frame = ARGV[2] .. seq .. ',"ts":' .. now .. ',"data":' .. ARGV[3] .. '}'
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'ts', now, 'f', frame)
+local cutoff = now - tonumber(ARGV[4])
+local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+if tonumber(first[1][2][2]) < cutoff then
+  -- Expire by age, at most 100 entries per publish so no single call runs long.
+  local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 100)
+  local keep_from = oldest[#oldest][1]
+  for _, entry in ipairs(oldest) do
+    if tonumber(entry[2][2]) >= cutoff then keep_from = entry[1] break end
+  end
+  redis.call('XTRIM', KEYS[2], 'MINID', keep_from)
+end
+redis.call('PUBLISH', ARGV[1], seq .. ' ' .. frame)
+return seq
+"""
+
+# KEYS: seq. ARGV: now (ms). The stream's current sequence number, creating the counter if new.
+_HEAD = """
+redis.call('SET', KEYS[1], tonumber(ARGV[1]) - 1, 'NX')
+return tonumber(redis.call('GET', KEYS[1]))
+"""
+
+PUBLISHED_COUNTER = "weer:metrics:published"
+
+
+def seq_key(stream: str) -> str:
+    return f"weer:{{{stream}}}:seq"  # the {hash tag} keeps a stream's keys in one cluster slot
+
+
+def history_key(stream: str) -> str:
+    return f"weer:{{{stream}}}:history"
+
+
+def live_channel(stream: str) -> str:
+    return f"weer:{{{stream}}}:live"
+
+
+def encode_json(data: object) -> str:
+    return json.dumps(data, cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    keys: tuple[str, str]
+    args: tuple[str, str, str, int, int]
+
+
+def _publish_call(stream: str, kind: str, data: Mapping[str, Any]) -> _Call:
+    if stream_parse(stream) is None:
+        raise ValueError(f"Not a stream: {stream!r}")
+    head = f'{{"type":{encode_json(kind)},"stream":{encode_json(stream)},"seq":'
+    return _Call(
+        keys=(seq_key(stream), history_key(stream)),
+        args=(
+            live_channel(stream),
+            head,
+            encode_json(data),
+            settings.REALTIME_HISTORY_SECONDS * 1000,
+            settings.REALTIME_HISTORY_MAXLEN,
+        ),
+    )
+
+
+_sync_client: redis.Redis | None = None
+
+
+def _client() -> "redis.Redis":
+    global _sync_client
+    if _sync_client is None:
+        _sync_client = redis.Redis.from_url(settings.REDIS_URL)
+    return _sync_client
+
+
+def publish_event(stream: str, kind: str, data: Mapping[str, Any]) -> int:
+    """Publish one event of ``kind`` to ``stream`` and return its sequence number.
+
+    Synchronous (services, Celery tasks). Raises ``ValueError`` for a malformed stream name and
+    ``redis.RedisError`` if Redis is unreachable: the event is then not published at all.
+    """
+    call = _publish_call(stream, kind, data)
+    client = _client()
+    with client.pipeline(transaction=False) as pipe:
+        pipe.eval(_PUBLISH, 2, *call.keys, *call.args)
+        pipe.incr(PUBLISHED_COUNTER)
+        seq, _ = pipe.execute()
+    return int(seq)
+
+
+async def apublish_event(
+    client: "redis.asyncio.Redis", stream: str, kind: str, data: Mapping[str, Any]
+) -> int:
+    """``publish_event`` for code already on the event loop (the server's own metrics)."""
+    call = _publish_call(stream, kind, data)
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.eval(_PUBLISH, 2, *call.keys, *call.args)
+        pipe.incr(PUBLISHED_COUNTER)
+        seq, _ = await pipe.execute()
+    return int(seq)
+
+
+def publish_on_commit(stream: str, kind: str, data: Mapping[str, Any]) -> None:
+    """Publish once the current transaction commits (at once outside a transaction)."""
+    transaction.on_commit(lambda: publish_event(stream, kind, data), robust=True)
+
+
+async def stream_head(client: "redis.asyncio.Redis", stream: str) -> int:
+    """The stream's current sequence number (the seq of its latest event)."""
+    return int(await client.eval(_HEAD, 1, seq_key(stream), int(time.time() * 1000)))
+
+
+async def history_after(
+    client: "redis.asyncio.Redis", stream: str, after: int, upto: int, *, count: int = 1000
+) -> list[tuple[int, bytes]] | None:
+    """Up to ``count`` frames with ``after < seq <= upto``, in order, or None when history no
+    longer reaches back to ``after + 1`` (the client needs a snapshot)."""
+    if after >= upto:
+        return []
+    entries = cast(
+        list[tuple[bytes, dict[bytes, bytes]]],
+        await client.xrange(history_key(stream), f"{after + 1}-0", f"{upto}-0", count=count),
+    )
+    frames = [(int(entry_id.split(b"-", 1)[0]), fields[b"f"]) for entry_id, fields in entries]
+    if not frames or frames[0][0] != after + 1:
+        return None
+    return frames

@@ -1,0 +1,234 @@
+"""One authenticated websocket's conversation: the protocol of docs/protocol.md.
+
+Everything the socket receives goes through its sink, in the order written here, so replies,
+replays, snapshots and live events never overtake each other.
+"""
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from django.conf import settings
+from redis.exceptions import RedisError
+
+from domain.models import User
+from realtime import close_codes
+from realtime.hub import Hub, Member
+from realtime.publishing import encode_json, history_after, stream_head
+from realtime.sinks import Frame, Sink
+from realtime.snapshots import snapshot_data
+from realtime.streams import Stream, stream_allowed, stream_parse
+
+logger = logging.getLogger(__name__)
+
+Closer = Callable[[int], Awaitable[None]]
+
+ERROR_BURST = 10  # invalid messages tolerated at once...
+ERROR_REFILL_PER_S = 1.0  # ...and regained per second; beyond that the socket is closed
+DRAIN_TIMEOUT = 30.0  # a replay waits this long for a paused client before giving up
+
+
+class Session:
+    def __init__(self, *, user: User, hub: Hub, sink: Sink, close: Closer) -> None:
+        self.user = user
+        self._hub = hub
+        self._sink = sink
+        self._close = close
+        self._members: dict[str, Member] = {}
+        self._error_allowance = float(ERROR_BURST)
+        self._error_checked = time.monotonic()
+        self._closing = False
+        self._closer: asyncio.Future[None] | None = None
+
+    # -- incoming --------------------------------------------------------------------------
+
+    async def receive(self, text: str | None, data: bytes | None) -> None:
+        if text is None:
+            await self._refuse("bad_message", "Send JSON text frames, not binary.")
+            return
+        if len(text) > settings.REALTIME_MAX_MESSAGE_BYTES or (
+            len(text.encode()) > settings.REALTIME_MAX_MESSAGE_BYTES
+        ):
+            await self._refuse(
+                "message_too_large",
+                f"Messages are at most {settings.REALTIME_MAX_MESSAGE_BYTES} bytes.",
+            )
+            return
+        try:
+            message = json.loads(text)
+        except ValueError:
+            await self._refuse("bad_json", "The message is not valid JSON.")
+            return
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            await self._refuse("bad_message", 'A message is a JSON object with a "type".')
+            return
+        kind = message["type"]
+        if kind == "ping":
+            self._send({"type": "pong"})
+        elif kind == "subscribe":
+            await self._subscribe(message)
+        elif kind == "unsubscribe":
+            await self._unsubscribe(message)
+        else:
+            await self._refuse("unknown_type", f"Unknown message type {kind[:40]!r}.")
+
+    async def _subscribe(self, message: dict[str, Any]) -> None:
+        streams = message.get("streams")
+        since = message.get("since", {})
+        if not _is_list_of_str(streams) or not streams:
+            await self._refuse("bad_message", '"streams" must be a non-empty list of names.')
+            return
+        if not isinstance(since, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in since.values()
+        ):
+            await self._refuse("bad_message", '"since" maps stream names to seq numbers ≥ 0.')
+            return
+        for name in dict.fromkeys(streams):
+            stream = stream_parse(name)
+            if stream is None:
+                await self._refuse("unknown_stream", f"No stream {name[:64]!r}.", stream=name)
+            elif not stream_allowed(self.user, stream):
+                await self._refuse("forbidden", "You may not receive this stream.", stream=name)
+            elif name in self._members:
+                await self._refuse("already_subscribed", "Already subscribed.", stream=name)
+            elif len(self._members) >= settings.REALTIME_MAX_STREAMS_PER_SOCKET:
+                await self._refuse(
+                    "too_many_streams", "Too many streams on one socket.", stream=name
+                )
+            else:
+                await self._join(stream, since.get(name))
+            if self._closing:
+                return
+
+    async def _join(self, stream: Stream, since: int | None) -> None:
+        try:
+            member = await self._hub.join(stream.name, self._sink)
+        except (TimeoutError, RedisError):
+            logger.exception("cannot join %s", stream.name)
+            self._send(
+                {
+                    "type": "error",
+                    "code": "unavailable",
+                    "stream": stream.name,
+                    "message": "The stream is unavailable; try again.",
+                }
+            )
+            return
+        self._members[stream.name] = member
+        head = await stream_head(self._hub.redis, stream.name)
+        self._send({"type": "subscribed", "stream": stream.name, "seq": head})
+        delivered = await self._replay(stream, since, head) if since is not None else None
+        if delivered is None:
+            reason = "initial" if since is None else "history_expired"
+            if since is not None and since > head:
+                reason = "unknown_seq"
+            data = await snapshot_data(stream, self._hub.redis)
+            self._send(
+                {
+                    "type": "snapshot",
+                    "stream": stream.name,
+                    "seq": head,
+                    "reason": reason,
+                    "data": data,
+                }
+            )
+            self._hub.metrics.snapshots += 1
+            delivered = head
+        else:
+            self._hub.metrics.resumes += 1
+        if stream.name in self._members:  # not unsubscribed or closed meanwhile
+            self._hub.go_live(stream.name, member, delivered)
+
+    async def _replay(self, stream: Stream, since: int, head: int) -> int | None:
+        """Send every event after ``since`` up to ``head`` from history; the seq delivered, or
+        None when history does not reach back that far (or ``since`` is in the future)."""
+        if since > head:
+            return None
+        delivered = since
+        while delivered < head:
+            frames = await history_after(self._hub.redis, stream.name, delivered, head)
+            if frames is None:
+                return None if delivered == since else delivered
+            for seq, payload in frames:
+                self._sink.send(Frame(payload))
+                delivered = seq
+            if not await self._sink.drain(DRAIN_TIMEOUT):
+                await self.slow_consumer()
+                return delivered
+        return delivered
+
+    async def _unsubscribe(self, message: dict[str, Any]) -> None:
+        streams = message.get("streams")
+        if not _is_list_of_str(streams) or not streams:
+            await self._refuse("bad_message", '"streams" must be a non-empty list of names.')
+            return
+        for name in dict.fromkeys(streams):
+            member = self._members.pop(name, None)
+            if member is None:
+                await self._refuse("not_subscribed", "Not subscribed.", stream=name)
+                continue
+            self._hub.leave(name, member)
+            self._send({"type": "unsubscribed", "stream": name})
+
+    # -- outgoing --------------------------------------------------------------------------
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self._sink.send(Frame.of_text(encode_json(message)))
+
+    async def _refuse(self, code: str, text: str, *, stream: str | None = None) -> None:
+        """Answer an invalid message with an error; close the socket if they keep coming."""
+        error = {"type": "error", "code": code, "message": text}
+        if stream is not None:
+            error["stream"] = stream[:64]
+        self._send(error)
+        now = time.monotonic()
+        self._error_allowance = min(
+            ERROR_BURST, self._error_allowance + (now - self._error_checked) * ERROR_REFILL_PER_S
+        )
+        self._error_checked = now
+        self._error_allowance -= 1
+        if self._error_allowance < 0:
+            self._hub.metrics.abuse_closes += 1
+            await self.end(close_codes.TOO_MANY_ERRORS)
+
+    # -- ending ----------------------------------------------------------------------------
+
+    async def token_expired(self) -> None:
+        self._send(
+            {
+                "type": "error",
+                "code": "token_expired",
+                "message": "The access token expired: refresh it, reconnect and resume.",
+            }
+        )
+        await self.end(close_codes.UNAUTHENTICATED)
+
+    async def slow_consumer(self) -> None:
+        if not self._closing:
+            self._hub.metrics.slow_consumer_closes += 1
+            await self.end(close_codes.SLOW_CONSUMER)
+
+    def on_overflow(self) -> None:
+        """The sink gave up on a client that reads too slowly (called inside a fan-out)."""
+        self._closer = asyncio.ensure_future(self.slow_consumer())
+
+    async def end(self, code: int) -> None:
+        """Leave every stream and close the socket with ``code``."""
+        if self._closing:
+            return
+        self._closing = True
+        self.leave_all()
+        await self._close(code)
+
+    def leave_all(self) -> None:
+        for name, member in self._members.items():
+            self._hub.leave(name, member)
+        self._members.clear()
+        self._sink.detach()
+
+
+def _is_list_of_str(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
