@@ -1,8 +1,10 @@
 """The published docs name everything clients can receive."""
 
+import re
 from pathlib import Path
 
 from domain.bed_fields import STATUS_VALUE_KINDS
+from realtime import close_codes
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -12,3 +14,14 @@ def test_every_bed_field_is_documented() -> None:
     text = (DOCS / "api.md").read_text()
     missing = [name for name in STATUS_VALUE_KINDS if f"`{name}`" not in text]
     assert not missing, f"undocumented bed fields: {missing}"
+
+
+def test_protocol_documents_every_close_code_and_error_code() -> None:
+    """docs/protocol.md names every close code and every error code the server can send."""
+    text = (DOCS / "protocol.md").read_text()
+    codes = {v for k, v in vars(close_codes).items() if k.isupper() and isinstance(v, int)}
+    assert codes and all(str(code) in text for code in codes), codes
+    source = (DOCS.parent / "realtime" / "sessions.py").read_text()
+    errors = set(re.findall(r'_refuse\(\s*"([a-z_]+)"', source)) | {"unavailable", "token_expired"}
+    missing = [code for code in errors if f"`{code}`" not in text]
+    assert len(errors) > 5 and not missing, missing
