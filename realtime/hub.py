@@ -35,20 +35,26 @@ _LIVE_SUFFIX = "}:live"
 
 @dataclass(eq=False)
 class Member:
-    """One socket's membership of one stream."""
+    """One socket's membership of one stream; ``buffer`` collects events until it is live."""
 
     sink: Sink
-    buffer: deque[tuple[int, Frame]] | None = field(default_factory=deque)  # None once live
+    buffer: deque[tuple[int, Frame]] = field(default_factory=deque)
 
 
 @dataclass(eq=False)
 class Feed:
+    """This process's side of one stream. A member is either syncing (buffering) or live;
+    both maps are keyed by ``id(member)`` so joining and leaving cost the same at any size."""
+
     stream: str
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     last_seq: int | None = None
-    members: dict[int, Member] = field(default_factory=dict)  # id(member) → member
-    live: list[Sink] = field(default_factory=list)
+    syncing: dict[int, Member] = field(default_factory=dict)
+    live: dict[int, Sink] = field(default_factory=dict)
     idle_since: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.syncing) + len(self.live)
 
 
 class Hub:
@@ -72,7 +78,7 @@ class Hub:
             feed = self._feeds[stream] = Feed(stream)
             await self._pubsub.subscribe(live_channel(stream))
         member = Member(sink)
-        feed.members[id(member)] = member
+        feed.syncing[id(member)] = member
         feed.idle_since = None
         self.metrics.subscription_added(stream)
         try:
@@ -85,21 +91,23 @@ class Hub:
     def go_live(self, stream: str, member: Member, delivered: int) -> None:
         """Send the member what it buffered past ``delivered`` and make it a live receiver."""
         feed = self._feeds[stream]
-        buffered = member.buffer or ()
-        member.buffer = None
-        for seq, frame in buffered:
+        if feed.syncing.pop(id(member), None) is None:
+            return
+        for seq, frame in member.buffer:
             if seq > delivered and not member.sink.send(frame):
                 return
-        feed.live.append(member.sink)
+        member.buffer.clear()
+        feed.live[id(member)] = member.sink
 
     def leave(self, stream: str, member: Member) -> None:
         feed = self._feeds.get(stream)
-        if feed is None or feed.members.pop(id(member), None) is None:
+        if feed is None:
+            return
+        key = id(member)
+        if feed.syncing.pop(key, None) is None and feed.live.pop(key, None) is None:
             return
         self.metrics.subscription_removed(stream)
-        if member.buffer is None:
-            feed.live.remove(member.sink)
-        if not feed.members:
+        if not feed:
             feed.idle_since = time.monotonic()
 
     async def drop_idle_feeds(self, idle_for: float = IDLE_FEED_SECONDS) -> None:
@@ -109,7 +117,7 @@ class Hub:
         idle = [
             feed.stream
             for feed in self._feeds.values()
-            if not feed.members and feed.idle_since is not None and now - feed.idle_since > idle_for
+            if not feed and feed.idle_since is not None and now - feed.idle_since > idle_for
         ]
         for stream in idle:
             del self._feeds[stream]
@@ -120,10 +128,9 @@ class Hub:
 
     def _deliver(self, feed: Feed, seq: int, frame: Frame) -> None:
         feed.last_seq = seq
-        for member in feed.members.values():
-            if member.buffer is not None:
-                member.buffer.append((seq, frame))
-        for sink in feed.live:
+        for member in feed.syncing.values():
+            member.buffer.append((seq, frame))
+        for sink in feed.live.values():
             sink.send(frame)
         self.metrics.frames_sent += len(feed.live)
 
