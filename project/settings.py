@@ -44,6 +44,17 @@ UPSTREAM_BASE_URL = env.str(
     "UPSTREAM_BASE_URL", default="http://127.0.0.1:8001/B552657/ErmctInfoInqireService"
 )
 UPSTREAM_SERVICE_KEY = env.str("UPSTREAM_SERVICE_KEY", default="")
+UPSTREAM_TIMEOUT_SECONDS = env.float("UPSTREAM_TIMEOUT_SECONDS", default=10.0)
+UPSTREAM_PAGE_SIZE = env.int("UPSTREAM_PAGE_SIZE", default=1000)
+# Calls per day the key may make (a development key: 1,000). Polls are paced to spread them.
+UPSTREAM_DAILY_CALL_BUDGET = env.int("UPSTREAM_DAILY_CALL_BUDGET", default=1000)
+
+INGEST_BEDS_SECONDS = env.float("INGEST_BEDS_SECONDS", default=30.0)
+INGEST_MESSAGES_SECONDS = env.float("INGEST_MESSAGES_SECONDS", default=60.0)
+INGEST_ACCEPTANCE_SECONDS = env.float("INGEST_ACCEPTANCE_SECONDS", default=300.0)
+INGEST_INSTITUTIONS_SECONDS = env.float("INGEST_INSTITUTIONS_SECONDS", default=24 * 3600.0)
+# A region whose polls have not succeeded for this long is marked stale (beds.stale).
+INGEST_STALE_AFTER_SECONDS = env.float("INGEST_STALE_AFTER_SECONDS", default=15 * 60.0)
 
 INSTALLED_APPS = [
     "daphne",
@@ -138,6 +149,17 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE = {
+    "poll-beds": {"task": "ingestion.poll_beds", "schedule": INGEST_BEDS_SECONDS},
+    "poll-messages": {"task": "ingestion.poll_messages", "schedule": INGEST_MESSAGES_SECONDS},
+    "poll-acceptance": {"task": "ingestion.poll_acceptance", "schedule": INGEST_ACCEPTANCE_SECONDS},
+    "sync-institutions": {
+        "task": "ingestion.sync_institutions",
+        "schedule": INGEST_INSTITUTIONS_SECONDS,
+    },
+}
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
@@ -146,6 +168,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # httpx logs each request's full URL at INFO, service key included: keep it quiet.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
 
 if not DEBUG:

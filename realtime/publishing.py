@@ -13,7 +13,7 @@ Redis that lost its data never reissues a number a client already holds: that cl
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -105,19 +105,29 @@ def _client() -> "redis.Redis":
     return _sync_client
 
 
-def publish_event(stream: str, kind: str, data: Mapping[str, Any]) -> int:
-    """Publish one event of ``kind`` to ``stream`` and return its sequence number.
+Event = tuple[str, str, Mapping[str, Any]]  # stream, kind, data
 
-    Synchronous (services, Celery tasks). Raises ``ValueError`` for a malformed stream name and
-    ``redis.RedisError`` if Redis is unreachable: the event is then not published at all.
+
+def publish_events(events: Sequence[Event]) -> list[int]:
+    """Publish events in order, in one round trip, and return their sequence numbers.
+
+    Synchronous (services, Celery tasks). Raises ``ValueError`` for a malformed stream name
+    (before anything is published) and ``redis.RedisError`` if Redis is unreachable.
     """
-    call = _publish_call(stream, kind, data)
-    client = _client()
-    with client.pipeline(transaction=False) as pipe:
-        pipe.eval(_PUBLISH, 2, *call.keys, *call.args)
-        pipe.incr(PUBLISHED_COUNTER)
-        seq, _ = pipe.execute()
-    return int(seq)
+    calls = [_publish_call(stream, kind, data) for stream, kind, data in events]
+    if not calls:
+        return []
+    with _client().pipeline(transaction=False) as pipe:
+        for call in calls:
+            pipe.eval(_PUBLISH, 2, *call.keys, *call.args)
+        pipe.incrby(PUBLISHED_COUNTER, len(calls))
+        *seqs, _ = pipe.execute()
+    return [int(seq) for seq in seqs]
+
+
+def publish_event(stream: str, kind: str, data: Mapping[str, Any]) -> int:
+    """Publish one event of ``kind`` to ``stream``; its sequence number (see publish_events)."""
+    return publish_events([(stream, kind, data)])[0]
 
 
 async def apublish_event(
@@ -132,9 +142,11 @@ async def apublish_event(
     return int(seq)
 
 
-def publish_on_commit(stream: str, kind: str, data: Mapping[str, Any]) -> None:
-    """Publish once the current transaction commits (at once outside a transaction)."""
-    transaction.on_commit(lambda: publish_event(stream, kind, data), robust=True)
+def publish_on_commit(events: Sequence[Event]) -> None:
+    """Publish once the current transaction commits (at once outside a transaction). If Redis
+    fails then, the error is logged: the database is right and snapshots will show it."""
+    if events:
+        transaction.on_commit(lambda: publish_events(list(events)), robust=True)
 
 
 async def stream_head(client: "redis.asyncio.Redis", stream: str) -> int:

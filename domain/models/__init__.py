@@ -8,6 +8,7 @@ from .hospitals import (
     ERAnnouncement,
     ERStatus,
     Hospital,
+    RegionFreshness,
     SevereIllnessAcceptance,
 )
 from .reservations import DeclineReason, Reservation, ReservationStatus
@@ -25,6 +26,7 @@ __all__ = [
     "Hospital",
     "PatientCondition",
     "RefreshToken",
+    "RegionFreshness",
     "Reservation",
     "ReservationStatus",
     "Role",

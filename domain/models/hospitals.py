@@ -148,3 +148,19 @@ class ERAnnouncement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hospital_id} [{self.message_type}] {self.message[:40]}"
+
+
+class RegionFreshness(models.Model):
+    """How current a region's bed data is: the outcome of its latest upstream polls."""
+
+    region_code = models.CharField(max_length=2, choices=REGION_CODE_CHOICES, unique=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=200, blank=True)
+    stale_since = models.DateTimeField(
+        null=True, blank=True, help_text="Set while polls have failed for too long."
+    )
+
+    def __str__(self) -> str:
+        return f"{self.region_code}: last success {self.last_success_at}"

@@ -1,0 +1,101 @@
+"""Celery tasks: thin, named, one lock each so the same poll never runs twice at once.
+
+Beat starts the fan-out tasks; each region is polled by its own task so one region's outage
+neither blocks nor retries the others. Only ``UpstreamUnavailable`` (timeouts, 5xx, unreadable
+responses) is retried, with backoff; a poll still running when the next is due is skipped.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
+from celery import shared_task
+from django.conf import settings
+
+from domain.regions import REGIONS
+from ingestion import polls
+from ingestion.budget import BudgetExhausted
+from ingestion.errors import UpstreamUnavailable
+from ingestion.metrics import IngestionMetrics
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+_RETRY = {
+    "autoretry_for": (UpstreamUnavailable,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 3,
+}
+
+
+def _exclusively(name: str, ttl: float, poll: Callable[[polls.Tools], T]) -> T | None:
+    """Run ``poll`` under a Redis lock (expiring after ``ttl`` s in case a worker dies);
+    if the previous run still holds it, skip and count."""
+    connection = redis.Redis.from_url(settings.REDIS_URL)
+    lock = connection.lock(f"weer:lock:{name}", timeout=max(ttl, 5), blocking=False)
+    if not lock.acquire():
+        IngestionMetrics(connection).skipped("overlap")
+        logger.info("%s: previous poll still running; skipped", name)
+        return None
+    try:
+        with polls.ingestion_tools() as tools:
+            return poll(tools)
+    except BudgetExhausted as exc:
+        logger.info("%s: %s", name, exc)
+        return None
+    finally:
+        lock.release()
+        connection.close()
+
+
+@shared_task(name="ingestion.poll_beds")
+def poll_beds() -> None:
+    for region in REGIONS:
+        poll_region_beds.delay(region.code)
+
+
+@shared_task(name="ingestion.poll_region_beds", **_RETRY)
+def poll_region_beds(region_code: str) -> dict[str, Any] | None:
+    applied = _exclusively(
+        f"beds:{region_code}",
+        3 * settings.INGEST_BEDS_SECONDS,
+        lambda tools: polls.poll_region_beds(tools, region_code),
+    )
+    return None if applied is None else {"changed": len(applied.changed)}
+
+
+@shared_task(name="ingestion.poll_messages")
+def poll_messages() -> None:
+    for region in REGIONS:
+        poll_region_messages.delay(region.code)
+
+
+@shared_task(name="ingestion.poll_region_messages", **_RETRY)
+def poll_region_messages(region_code: str) -> None:
+    _exclusively(
+        f"messages:{region_code}",
+        3 * settings.INGEST_MESSAGES_SECONDS,
+        lambda tools: polls.poll_region_messages(tools, region_code),
+    )
+
+
+@shared_task(name="ingestion.poll_acceptance")
+def poll_acceptance() -> None:
+    for region in REGIONS:
+        poll_region_acceptance.delay(region.code)
+
+
+@shared_task(name="ingestion.poll_region_acceptance", **_RETRY)
+def poll_region_acceptance(region_code: str) -> None:
+    _exclusively(
+        f"acceptance:{region_code}",
+        3 * settings.INGEST_ACCEPTANCE_SECONDS,
+        lambda tools: polls.poll_region_acceptance(tools, region_code),
+    )
+
+
+@shared_task(name="ingestion.sync_institutions", **_RETRY)
+def sync_institutions() -> None:
+    _exclusively("institutions", 3600, polls.sync_institutions)
