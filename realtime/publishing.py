@@ -13,6 +13,7 @@ Redis that lost its data never reissues a number a client already holds: that cl
 
 import json
 import time
+from datetime import UTC, datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -69,8 +70,17 @@ def live_channel(stream: str) -> str:
     return f"weer:{{{stream}}}:live"
 
 
+class _WireEncoder(DjangoJSONEncoder):
+    """Times go out in UTC ("…Z") whatever zone they were made in (the upstream's are KST)."""
+
+    def default(self, o: object) -> Any:
+        if isinstance(o, datetime) and o.tzinfo is not None:
+            o = o.astimezone(UTC)
+        return super().default(o)
+
+
 def encode_json(data: object) -> str:
-    return json.dumps(data, cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(data, cls=_WireEncoder, ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
