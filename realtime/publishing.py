@@ -13,9 +13,9 @@ Redis that lost its data never reissues a number a client already holds: that cl
 
 import json
 import time
-from datetime import UTC, datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import redis
