@@ -122,7 +122,6 @@ SEVERE_MESSAGES: Final = (
     "전문의 부재",
     "수술 중으로 수용 불가",
     "이송 전 문의 바랍니다",
-    "[안과]망막 등 응급수술 필요한 환자 이송전 문의",
 )
 
 _FIELDS_BY_TAG: Final = {f.upstream: f for f in BED_FIELDS}
@@ -147,7 +146,7 @@ _CAPACITY_RANGES: Final[dict[str, tuple[int, int]]] = {
     "hvs34": (1, 3),
     "hvs37": (1, 2),
 }
-_DEFAULT_CAPACITY_RANGE: Final = (1, 12)
+_DEFAULT_CAPACITY_RANGE: Final = (1, 8)
 # Chance that an optional count is reported, by emergency class (about half overall).
 _PRESENCE: Final = {"G001": 0.8, "G006": 0.6, "G007": 0.45, "G099": 0.3}
 _ACCEPTANCE_YES: Final = {"G001": 0.75, "G006": 0.55, "G007": 0.3, "G099": 0.15}
@@ -509,7 +508,7 @@ class Simulator:
             if fraction > 0:
                 count = max(count, 1)
             for hospital in self._walk_rng.sample(hospitals, count):
-                if _perturb(hospital.values, self._walk_rng):
+                if _perturb(hospital.values, self._walk_rng, attempts=3):
                     hospital.hvidate = now
                     changed.append(hospital.hpid)
         return changed
@@ -587,9 +586,10 @@ class Simulator:
         """Switch a fault mode on; ControlError on bad input. Answers the fault as JSON."""
         if mode not in FAULT_MODES:
             raise ControlError(f"mode must be one of {', '.join(FAULT_MODES)}")
-        if operations is not None:
-            if not _is_str_list(operations) or not set(operations) <= set(OPERATIONS):
-                raise ControlError(f"operations must be a list among {', '.join(OPERATIONS)}")
+        if operations is not None and (
+            not _is_str_list(operations) or not set(operations) <= set(OPERATIONS)
+        ):
+            raise ControlError(f"operations must be a list among {', '.join(OPERATIONS)}")
         if regions is not None and not _is_str_list(regions):
             raise ControlError("regions must be a list of region codes or 시도 names")
         codes = frozenset(_region_code(r) for r in regions) if regions is not None else None
@@ -636,7 +636,8 @@ class Simulator:
             self._stats = _Stats()
 
     def _take_fault(self, operation: str, region: str | None) -> Fault | None:
-        """The first active fault matching the call, with one of its calls spent."""
+        """A snapshot of the first active fault matching the call, taken after spending one of
+        its calls (a fault whose calls run out is removed)."""
         with self._lock:
             for fault in self._faults:
                 if fault.matches(operation, region):
@@ -645,7 +646,7 @@ class Simulator:
                         fault.calls -= 1
                         if fault.calls <= 0:
                             self._faults.remove(fault)
-                    return fault
+                    return replace(fault)
         return None
 
     def _record(self, operation: str, outcome: str) -> None:
@@ -746,11 +747,11 @@ class Simulator:
             and (query.name is None or query.name in str(h.info["name"]))
         ]
 
-    def _rows(self, query: _Query, stale: bool) -> list[dict[str, object]]:
+    def _rows(self, query: _Query, stale_rng: random.Random | None) -> list[dict[str, object]]:
         """Every row of the query's answer (without rnum). Caller holds the lock."""
         hospitals = self._selected(query)
         if query.operation == BEDS:
-            return [_beds_row(h, self._walk_rng if stale else None) for h in hospitals]
+            return [_beds_row(h, stale_rng) for h in hospitals]
         if query.operation == ACCEPTANCE:
             return [_acceptance_row(h) for h in hospitals]
         if query.operation == INSTITUTIONS:
@@ -761,9 +762,10 @@ class Simulator:
 
     def _render(self, query: _Query, fault: Fault | None) -> str:
         mode = fault.mode if fault else None
+        # Faults that spoil data draw from their own generator, never from the walk's.
+        rng = random.Random(f"{self.seed}:{mode}:{fault.hits if fault else 0}")  # noqa: S311
         with self._lock:
-            rows = self._rows(query, stale=mode == "stale_hvidate")
-            bad_rng = random.Random(f"{self.seed}:{fault.hits}") if fault else None  # noqa: S311
+            rows = self._rows(query, rng if mode == "stale_hvidate" else None)
         total = len(rows)
         if fault is not None and mode == "truncated":
             missing = fault.missing if fault.missing is not None else max(1, math.ceil(total / 5))
@@ -776,10 +778,10 @@ class Simulator:
             if query.operation != BASIC_INFO:
                 item["rnum"] = start + offset + 1
             items.append(item)
-        if fault is not None and bad_rng is not None and mode == "bad_record" and items:
-            index = bad_rng.randrange(len(items))
+        if fault is not None and mode == "bad_record" and items:
+            index = rng.randrange(len(items))
             variant = fault.variant or BAD_RECORD_VARIANTS[fault.hits % 2]
-            items[index] = _garbled(items[index], variant, bad_rng)
+            items[index] = _garbled(items[index], variant, rng)
         return render_page(
             items, page_no=query.page_no, num_of_rows=query.num_of_rows, total_count=total
         )
@@ -885,9 +887,10 @@ def _generate(info: dict[str, object], seed: int, now: datetime) -> Hospital:
                     values[capacity_tag] = rng.randint(*_capacity_range(capacity_tag))
         elif bed_field.kind is Kind.MIXED:
             if rng.random() < presence:
-                values[tag] = FLAG_YES if rng.random() < 0.6 else rng.randint(0, 5)
+                capacity = rng.randint(1, 4)
+                values[tag] = FLAG_YES if rng.random() < 0.6 else rng.randint(0, capacity)
                 if capacity_tag and rng.random() < 0.7:
-                    values[capacity_tag] = rng.randint(1, 3)
+                    values[capacity_tag] = capacity
         elif rng.random() < presence:
             capacity = rng.randint(*_capacity_range(capacity_tag or ""))
             values[tag] = rng.randint(0, capacity)
@@ -929,7 +932,8 @@ def _generate(info: dict[str, object], seed: int, now: datetime) -> Hospital:
         ("hpccuyn", "hvs16"),
         ("hpcuyn", "hvs11"),
     ):
-        basic[basic_tag] = values.get(capacity_tag, 0)
+        if capacity_tag in values:
+            basic[basic_tag] = values[capacity_tag]
     hvidate = now - timedelta(seconds=rng.randint(0, 30 * 60))
     return Hospital(info, values, hvidate, acceptance, messages, basic)
 
@@ -938,10 +942,20 @@ def _capacity_range(capacity_tag: str) -> tuple[int, int]:
     return _CAPACITY_RANGES.get(capacity_tag, _DEFAULT_CAPACITY_RANGE)
 
 
-def _perturb(values: dict[str, Value], rng: random.Random) -> bool:
+def _perturb(values: dict[str, Value], rng: random.Random, attempts: int = 1) -> bool:
     """Move 1–3 of the reported bed values in place: a count by ±1..2 (within −5 or 0 and its
-    capacity), a flag between Y and N1 (also a mixed field's Y). True if anything changed."""
+    capacity), a flag between Y and N1 (also a mixed field's Y). Tries again, up to ``attempts``
+    times, while nothing changed (a count stuck at its bounds); True if anything changed."""
     tags = sorted(tag for tag in values if tag in _FIELDS_BY_TAG)
+    changed = False
+    for _ in range(attempts):
+        if changed or not tags:
+            break
+        changed = _perturb_once(values, tags, rng)
+    return changed
+
+
+def _perturb_once(values: dict[str, Value], tags: list[str], rng: random.Random) -> bool:
     changed = False
     for tag in rng.sample(tags, min(len(tags), rng.randint(1, 3))):
         value = values[tag]
@@ -970,7 +984,7 @@ def _beds_row(hospital: Hospital, stale_rng: random.Random | None) -> dict[str, 
     values = dict(hospital.values)
     hvidate = hospital.hvidate
     if stale_rng is not None:
-        _perturb(values, stale_rng)
+        _perturb(values, stale_rng, attempts=5)
         hvidate -= timedelta(hours=1)
     return {
         "dutyName": hospital.info["name"],
@@ -1003,7 +1017,9 @@ def _institution_row(hospital: Hospital) -> dict[str, object]:
 
 def _basic_row(hospital: Hospital) -> dict[str, object]:
     info = hospital.info
-    counts = {tag: hospital.values[tag] for tag in _BASIC_COUNT_TAGS if tag in hospital.values}
+    counts: dict[str, Value] = {
+        tag: hospital.values[tag] for tag in _BASIC_COUNT_TAGS if tag in hospital.values
+    }
     return {
         "dutyAddr": info["address"],
         "dutyEryn": 1,
@@ -1219,10 +1235,14 @@ class SimulatorHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
+        length_header = self.headers.get("Content-Length") or "0"
+        length = int(length_header) if length_header.isdigit() else 0
         body = self.rfile.read(length) if length > 0 else b""
         simulator = self.server.simulator
-        if url.path.startswith(CONTROL_PATH):
+        if not length_header.isdigit():
+            reply = Reply.text(400, "Bad Request", "bad_request")
+            self.close_connection = True
+        elif url.path.startswith(CONTROL_PATH):
             reply = simulator.control(method, url.path[len(CONTROL_PATH) :], url.query, body)
         elif url.path.startswith(BASE_PATH):
             if method != "GET":
@@ -1242,9 +1262,11 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client gave up (e.g. during a timeout fault)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if isinstance(code, HTTPStatus):
+            code = code.value
         self.log_message('"%s" %s', self.requestline, code)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+    def log_message(self, format: str, *args: Any) -> None:
         if self.server.quiet:
             return
         text = _KEY_IN_TEXT.sub(r"\1***", format % args)
@@ -1288,7 +1310,8 @@ def running_simulator(
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: serve until interrupted (Ctrl-C or SIGTERM), then return 0."""
     parser = argparse.ArgumentParser(
-        prog="python -m ingestion.simulator", description=__doc__.splitlines()[0]
+        prog="python -m ingestion.simulator",
+        description="An HTTP simulator of the NEMC open API (ErmctInfoInqireService).",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)

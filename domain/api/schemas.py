@@ -10,7 +10,12 @@ from pydantic import BaseModel, create_model, field_validator
 from domain.bed_fields import STATUS_VALUE_KINDS, Kind
 from domain.models import ERStatus, Hospital, User
 from domain.regions import REGIONS_BY_CODE
-from domain.selectors.hospitals import HospitalHit, RegionSummary
+from domain.selectors.hospitals import (
+    HospitalHit,
+    RegionSummary,
+    data_age_seconds,
+    stale_region_codes,
+)
 from domain.severe_illness import SEVERE_ILLNESS_CATEGORIES
 
 MAX_PAGE_SIZE = 100
@@ -168,15 +173,16 @@ class StatusOut(Schema):
     hvidate: datetime | None = Field(description="The hospital's own last input (upstream).")
     ingested_at: datetime | None
     data_age_seconds: int | None = Field(description="now − hvidate; null when unknown.")
+    stale: bool = Field(description="Polls of its region have failed for too long.")
     beds: BedsOut  # type: ignore[valid-type]
 
     @staticmethod
-    def build(status: ERStatus, now: datetime) -> "StatusOut":
-        age = int((now - status.hvidate).total_seconds()) if status.hvidate else None
+    def build(status: ERStatus, now: datetime, stale: bool) -> "StatusOut":
         return StatusOut(
             hvidate=status.hvidate,
             ingested_at=status.ingested_at,
-            data_age_seconds=age,
+            data_age_seconds=data_age_seconds(status, now),
+            stale=stale,
             beds=BedsOut(**status.values()),
         )
 
@@ -198,7 +204,9 @@ class HospitalOut(Schema):
     status: StatusOut | None = Field(description="Null until the first status arrives.")
 
     @classmethod
-    def fields_of(cls, hospital: Hospital, distance: float | None, now: datetime) -> dict[str, Any]:
+    def fields_of(
+        cls, hospital: Hospital, distance: float | None, now: datetime, stale: set[str]
+    ) -> dict[str, Any]:
         status = getattr(hospital, "er_status", None)
         return {
             "hpid": hospital.hpid,
@@ -214,12 +222,14 @@ class HospitalOut(Schema):
             "emergency_class": hospital.emergency_class,
             "emergency_class_name": hospital.get_emergency_class_display(),
             "distance_km": None if distance is None else round(distance, 3),
-            "status": StatusOut.build(status, now) if status else None,
+            "status": StatusOut.build(status, now, hospital.region_code in stale)
+            if status
+            else None,
         }
 
     @classmethod
-    def build(cls, hit: HospitalHit) -> "HospitalOut":
-        return cls(**cls.fields_of(hit.hospital, hit.distance_km, timezone.now()))
+    def build(cls, hit: HospitalHit, stale: set[str]) -> "HospitalOut":
+        return cls(**cls.fields_of(hit.hospital, hit.distance_km, timezone.now(), stale))
 
 
 class HospitalPage(Schema):
@@ -253,7 +263,7 @@ class HospitalDetailOut(HospitalOut):
     @classmethod
     def build_detail(cls, hospital: Hospital) -> "HospitalDetailOut":
         return cls(
-            **cls.fields_of(hospital, None, timezone.now()),
+            **cls.fields_of(hospital, None, timezone.now(), stale_region_codes()),
             acceptances=[
                 AcceptanceOut(
                     category=a.category,

@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
@@ -9,7 +10,7 @@ from django.utils import timezone
 from domain.bed_fields import EQUIPMENT_NEEDS
 from domain.errors import NotFound, ValidationFailed
 from domain.geo import bounding_box, distance_km
-from domain.models import ERAnnouncement, ERStatus, Hospital
+from domain.models import ERAnnouncement, ERStatus, Hospital, RegionFreshness
 from domain.regions import REGIONS, REGIONS_BY_CODE, Region
 
 
@@ -111,18 +112,35 @@ def hospital_get(*, hpid: str) -> Hospital:
     return hospital
 
 
+def stale_region_codes() -> set[str]:
+    """Regions whose polls have failed for too long: their data is the last good state."""
+    return set(
+        RegionFreshness.objects.filter(stale_since__isnull=False).values_list(
+            "region_code", flat=True
+        )
+    )
+
+
+def data_age_seconds(status: ERStatus, now: datetime) -> int | None:
+    return int((now - status.hvidate).total_seconds()) if status.hvidate else None
+
+
 def er_status_snapshot(*, region_code: str | None) -> list[dict[str, object]]:
     """Every hospital's current status in a region (all regions for None), for stream
-    snapshots: ``hpid``, ``hvidate``, ``ingested_at`` and ``beds`` holding only known values
-    (an absent field is unknown, as in the REST API's null)."""
+    snapshots: ``hpid``, ``hvidate``, ``data_age_seconds``, ``ingested_at``, ``stale`` and
+    ``beds`` holding only known values (an absent field is unknown, as the REST API's null)."""
     statuses = ERStatus.objects.select_related("hospital").order_by("hospital__hpid")
     if region_code is not None:
         statuses = statuses.filter(hospital__region_code=region_code)
+    stale = stale_region_codes()
+    now = timezone.now()
     return [
         {
             "hpid": status.hospital.hpid,
             "hvidate": status.hvidate,
+            "data_age_seconds": data_age_seconds(status, now),
             "ingested_at": status.ingested_at,
+            "stale": status.hospital.region_code in stale,
             "beds": {name: value for name, value in status.values().items() if value is not None},
         }
         for status in statuses
