@@ -22,7 +22,8 @@ class BudgetExhausted(Exception):
     """No call may be made now; try again later (not an upstream failure)."""
 
 
-def _day_key(now: float) -> str:
+def calls_key(now: float) -> str:
+    """The Redis counter of the calls made on ``now``'s day (Korea time)."""
     return "weer:upstream:calls:" + datetime.fromtimestamp(now, KST).strftime("%Y%m%d")
 
 
@@ -45,7 +46,7 @@ class CallBudget:
         blocked_until = float(self._redis.get(_BLOCKED_KEY) or 0)
         if blocked_until > now:
             raise BudgetExhausted(f"upstream quota exceeded; paused until {blocked_until:.0f}")
-        key = _day_key(now)
+        key = calls_key(now)
         used = int(self._redis.incr(key))
         if used == 1:
             self._redis.expire(key, 2 * 86400)
@@ -62,7 +63,7 @@ class CallBudget:
         return until
 
     def used_today(self) -> int:
-        return int(self._redis.get(_day_key(self._clock())) or 0)
+        return int(self._redis.get(calls_key(self._clock())) or 0)
 
     @property
     def daily_calls(self) -> int:

@@ -8,10 +8,14 @@ and ``lag_last_mean_seconds`` (publish time − hvidate of the latest poll's cha
 """
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import redis
+import redis.asyncio
+from django.conf import settings
 
+from ingestion.budget import calls_key
 from ingestion.upstream import CallRecord
 
 KEY = "weer:ingestion:metrics"
@@ -53,7 +57,21 @@ class IngestionMetrics:
         self._redis.hincrby(KEY, f"polls_skipped_{reason}", 1)
 
 
+def _summary(raw: Mapping[Any, Any], calls_today: object) -> dict[str, Any]:
+    figures: dict[str, Any] = {_text(key): float(value) for key, value in raw.items()}
+    figures["calls_used_today"] = int(calls_today or 0)  # type: ignore[call-overload]
+    figures["daily_call_budget"] = settings.UPSTREAM_DAILY_CALL_BUDGET
+    return figures
+
+
+def _text(key: bytes | str) -> str:
+    return key.decode() if isinstance(key, bytes) else key
+
+
 def read_ingestion_metrics(client: "redis.Redis") -> dict[str, Any]:
-    """The hash as numbers, plus the day's budget use."""
-    raw: dict[bytes, bytes] = client.hgetall(KEY)  # type: ignore[assignment]
-    return {key.decode(): float(value) for key, value in raw.items()}
+    """The hash as numbers, plus today's calls against the budget."""
+    return _summary(client.hgetall(KEY), client.get(calls_key(time.time())))
+
+
+async def aread_ingestion_metrics(client: "redis.asyncio.Redis") -> dict[str, Any]:
+    return _summary(await client.hgetall(KEY), await client.get(calls_key(time.time())))
