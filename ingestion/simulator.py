@@ -422,6 +422,8 @@ class Simulator:
     * A walk step changes ``round(len(hospitals) * change_fraction)`` hospitals (at least one if
       the fraction is above 0): 1–3 of each one's reported values (a count moves by ±1..2, a flag
       flips between Y and N1) and sets its hvidate to now.
+    * ``hospitals`` (default: ``demo_hospitals()``, whatever the seed) are dicts with the keys of
+      ``domain.demo_data.HOSPITAL_KEYS``; ``clock`` gives the current time (aware).
     """
 
     def __init__(
@@ -504,9 +506,9 @@ class Simulator:
         with self._lock:
             hospitals = list(self._hospitals.values())
             fraction = self._change_fraction
-            count = min(len(hospitals), round(len(hospitals) * fraction))
+            count = round(len(hospitals) * fraction)
             if fraction > 0:
-                count = max(count, 1)
+                count = min(len(hospitals), max(count, 1))
             for hospital in self._walk_rng.sample(hospitals, count):
                 if _perturb(hospital.values, self._walk_rng, attempts=3):
                     hospital.hvidate = now
@@ -700,7 +702,7 @@ class Simulator:
         if operation in (BEDS, ACCEPTANCE):
             stage1 = params.get("STAGE1", "").strip()
             if not stage1:
-                raise _BadRequest("11", "NO_MANDATORY_REQUEST_PARAMETERS_ERROR.")
+                raise _BadRequest("11", "NO MANDATORY REQUEST PARAMETERS ERROR.")
             region = region_for_sido(stage1)
             return replace(
                 query,
@@ -711,7 +713,7 @@ class Simulator:
         if operation == BASIC_INFO:
             hpid = params.get("HPID", "").strip()
             if not hpid:
-                raise _BadRequest("11", "NO_MANDATORY_REQUEST_PARAMETERS_ERROR.")
+                raise _BadRequest("11", "NO MANDATORY REQUEST PARAMETERS ERROR.")
             return replace(query, hpid=hpid)
         hpid = params.get("HPID", "").strip() if operation == MESSAGES else ""
         q0 = params.get("Q0", "").strip()
@@ -1088,7 +1090,7 @@ def _positive_param(params: Mapping[str, str], name: str, default: int) -> int:
     if not text:
         return default
     if not text.isdigit() or int(text) < 1:
-        raise _BadRequest("10", "INVALID_REQUEST_PARAMETER_ERROR.")
+        raise _BadRequest("10", "INVALID REQUEST PARAMETER ERROR.")
     return int(text)
 
 

@@ -19,7 +19,7 @@ from realtime import close_codes
 from realtime.hub import Hub, Member
 from realtime.publishing import encode_json, history_after, stream_head
 from realtime.sinks import Frame, Sink
-from realtime.snapshots import snapshot_data
+from realtime.snapshots import snapshot_json
 from realtime.streams import Stream, stream_allowed, stream_parse
 
 logger = logging.getLogger(__name__)
@@ -125,15 +125,12 @@ class Session:
             reason = "initial" if since is None else "history_expired"
             if since is not None and since > head:
                 reason = "unknown_seq"
-            data = await snapshot_data(stream, self._hub.redis)
-            self._send(
-                {
-                    "type": "snapshot",
-                    "stream": stream.name,
-                    "seq": head,
-                    "reason": reason,
-                    "data": data,
-                }
+            data = await snapshot_json(stream, head, self._hub.redis)
+            self._sink.send(
+                Frame.of_text(
+                    f'{{"type":"snapshot","stream":{encode_json(stream.name)},"seq":{head},'
+                    f'"reason":"{reason}","data":{data}}}'
+                )
             )
             self._hub.metrics.snapshots += 1
             delivered = head

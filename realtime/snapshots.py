@@ -1,6 +1,13 @@
-"""The current state of a stream, sent instead of a replay when there is none to send."""
+"""The current state of a stream, sent instead of a replay when there is none to send.
 
+A snapshot is built and encoded once per stream and sequence number in this process, and
+shared by every socket asking for it within a few seconds: a crowd reconnecting after a
+network blip costs one database read, not one per tablet.
+"""
+
+import asyncio
 import json
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -8,26 +15,45 @@ from channels.db import database_sync_to_async
 from domain.selectors.hospitals import er_status_snapshot
 from domain.selectors.reservations import reservations_open_snapshot
 from realtime.metrics import LATEST_KEY
+from realtime.publishing import encode_json
 from realtime.streams import Stream, StreamKind
 
+SHARE_SECONDS = 3.0  # data_age_seconds in a shared snapshot is at most this old
 
-async def snapshot_data(stream: Stream, redis_client: Any) -> dict[str, Any]:
+_shared: dict[str, tuple[int, float, "asyncio.Future[str]"]] = {}
+
+
+async def snapshot_json(stream: Stream, seq: int, redis_client: Any) -> str:
+    """The encoded ``data`` of ``stream``'s snapshot, taken after its seq reached ``seq``."""
+    cached = _shared.get(stream.name)
+    if cached is not None:
+        cached_seq, made_at, future = cached
+        if cached_seq == seq and time.monotonic() - made_at < SHARE_SECONDS:
+            return await asyncio.shield(future)
+    future = asyncio.get_running_loop().create_future()
+    _shared[stream.name] = (seq, time.monotonic(), future)
+    try:
+        future.set_result(encode_json(await _snapshot_data(stream, redis_client)))
+    except BaseException as exc:
+        future.set_exception(exc)
+        _shared.pop(stream.name, None)
+        raise
+    return future.result()
+
+
+async def _snapshot_data(stream: Stream, redis_client: Any) -> dict[str, Any]:
     """Read after the stream's seq was taken, so it reflects at least every event up to it."""
     if stream.kind is StreamKind.BEDS:
         region = None if stream.key == "all" else stream.key
         hospitals = await database_sync_to_async(er_status_snapshot)(region_code=region)
         return {"hospitals": hospitals}
     if stream.kind is StreamKind.HOSPITAL:
-        return {
-            "reservations": await database_sync_to_async(reservations_open_snapshot)(
-                hpid=stream.key
-            )
-        }
+        reservations = await database_sync_to_async(reservations_open_snapshot)(hpid=stream.key)
+        return {"reservations": reservations}
     if stream.kind is StreamKind.CREW:
-        return {
-            "reservations": await database_sync_to_async(reservations_open_snapshot)(
-                crew_id=int(stream.key)
-            )
-        }
+        reservations = await database_sync_to_async(reservations_open_snapshot)(
+            crew_id=int(stream.key)
+        )
+        return {"reservations": reservations}
     latest = await redis_client.get(LATEST_KEY)
     return json.loads(latest) if latest else {}
