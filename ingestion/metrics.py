@@ -1,7 +1,8 @@
 """Ingestion figures, kept in one Redis hash so every worker adds to the same totals and the
 web processes can serve them (``/metrics``, the ``metrics`` stream).
 
-Fields: ``<operation>:calls_ok`` / ``:calls_failed`` / ``:last_seconds``; ``records_parsed``,
+Fields: ``<operation>:calls_ok`` / ``:calls_failed`` / ``:last_seconds``; per polled operation
+``<operation>:polls_failed`` and ``<operation>:polls_failed:<error class>``; ``records_parsed``,
 ``records_changed``, ``records_rejected``, ``records_older_skipped``; ``polls_skipped_overlap``,
 ``polls_skipped_budget``; ``region:<code>:last_success`` (unix time); ``lag_last_max_seconds``
 and ``lag_last_mean_seconds`` (publish time − hvidate of the latest poll's changes).
@@ -52,6 +53,12 @@ class IngestionMetrics:
                     "lag_last_mean_seconds": round(sum(lags) / len(lags), 3),
                 },
             )
+
+    def poll_failed(self, operation: str, error: Exception) -> None:
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(KEY, f"{operation}:polls_failed", 1)
+            pipe.hincrby(KEY, f"{operation}:polls_failed:{type(error).__name__}", 1)
+            pipe.execute()
 
     def skipped(self, reason: str) -> None:
         self._redis.hincrby(KEY, f"polls_skipped_{reason}", 1)

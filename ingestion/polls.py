@@ -107,6 +107,8 @@ def _failed(tools: Tools, region_code: str, exc: Exception) -> None:
         logger.error("upstream quota exceeded: polling paused until %s", until)
     if isinstance(exc, BudgetExhausted):
         tools.metrics.skipped("budget")
+    else:
+        tools.metrics.poll_failed(upstream.BEDS, exc)
     region_poll_failed(region_code=region_code, error=f"{type(exc).__name__}: {exc}")
 
 
