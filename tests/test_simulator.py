@@ -60,7 +60,7 @@ def simulator(running: tuple[SimulatorServer, Simulator], server: SimulatorServe
 
 def fetch(url: str, timeout: float = 5) -> tuple[int, str, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status, response.headers["Content-Type"], response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.headers["Content-Type"], error.read().decode()
@@ -94,11 +94,11 @@ def control(
     server: SimulatorServer, method: str, path: str, payload: object = None, raw: bytes = b""
 ) -> tuple[int, Any]:
     body = json.dumps(payload).encode() if payload is not None else raw
-    request = urllib.request.Request(  # noqa: S310
+    request = urllib.request.Request(
         f"{server.base_url}/_control/{path}", data=body or None, method=method
     )
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
