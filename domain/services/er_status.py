@@ -12,15 +12,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from domain.bed_fields import STATUS_VALUE_KINDS
 from domain.models import ERStatus, Hospital, RegionFreshness
 from domain.regions import REGIONS_BY_CODE
 from domain.reports import BedReport
 from domain.status_diff import diff_values
 from realtime.publishing import Event, publish_on_commit
 from realtime.streams import beds_streams
-
-_STATUS_COLUMNS = [*STATUS_VALUE_KINDS, "hvidate", "ingested_at"]
 
 
 @dataclass
@@ -68,7 +65,7 @@ def er_status_apply(*, region_code: str, reports: Sequence[BedReport]) -> BedsAp
         )
     }
     new_statuses: list[ERStatus] = []
-    updated: list[ERStatus] = []
+    updates: list[tuple[int, dict[str, object]]] = []  # pk → only the columns that changed
     events: list[Event] = []
     for hpid, report in latest.items():
         hospital = hospitals[hpid]
@@ -78,17 +75,17 @@ def er_status_apply(*, region_code: str, reports: Sequence[BedReport]) -> BedsAp
             continue
         changes = diff_values(status.values() if status else {}, report.values)
         if status is None:
-            status = ERStatus(hospital=hospital)
-            new_statuses.append(status)
+            new_statuses.append(
+                ERStatus(
+                    hospital=hospital, hvidate=report.hvidate, ingested_at=now, **report.values
+                )
+            )
         elif not changes and report.hvidate == status.hvidate:
             result.unchanged += 1
             continue
         else:
-            updated.append(status)
-        for name, value in report.values.items():
-            setattr(status, name, value)
-        status.hvidate = report.hvidate
-        status.ingested_at = now
+            columns = {name: change["new"] for name, change in changes.items()}
+            updates.append((status.pk, columns | {"hvidate": report.hvidate, "ingested_at": now}))
         if not changes:  # only the hospital's input time moved: fresher data, nothing new
             result.unchanged += 1
             continue
@@ -99,7 +96,8 @@ def er_status_apply(*, region_code: str, reports: Sequence[BedReport]) -> BedsAp
             (stream, "beds.changed", data) for stream in beds_streams(hospital.region_code)
         )
     ERStatus.objects.bulk_create(new_statuses, batch_size=500)
-    ERStatus.objects.bulk_update(updated, _STATUS_COLUMNS, batch_size=200)
+    for pk, columns in updates:  # small single-row UPDATEs beat bulk_update's CASE per column
+        ERStatus.objects.filter(pk=pk).update(**columns)
     publish_on_commit(events)
     return result
 
