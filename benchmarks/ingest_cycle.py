@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -38,7 +38,6 @@ from ingestion.simulator import running_simulator  # noqa: E402
 
 
 def _thread_cpu(thread: threading.Thread) -> float:
-    assert thread.native_id is not None
     stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -76,7 +75,7 @@ def main() -> None:
             )
         bodies = [
             client._http.get(
-                f"{server.api_url}/{upstream.BEDS}",  # noqa: SLF001
+                f"{server.api_url}/{upstream.BEDS}",
                 params={"serviceKey": "bench", "numOfRows": "1000", "STAGE1": r.name},
             ).content
             for r in REGIONS
