@@ -58,8 +58,9 @@ class CallBudget:
 
     def block_until_reset(self) -> float:
         """The upstream reported its quota exceeded: stop calling until next midnight (KST)."""
-        until = _next_midnight(self._clock())
-        self._redis.set(_BLOCKED_KEY, until, exat=int(until) + 60)
+        now = self._clock()
+        until = _next_midnight(now)
+        self._redis.set(_BLOCKED_KEY, until, ex=int(until - now) + 60)
         return until
 
     def used_today(self) -> int:

@@ -59,6 +59,12 @@ class UpstreamClient:
     def close(self) -> None:
         self._http.close()
 
+    def __enter__(self) -> "UpstreamClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def fetch_all(self, operation: str, **params: str) -> Iterator[dict[str, str]]:
         """Every item of the query, page after page until ``totalCount`` is reached. A page
         that comes back short before that is an error (``UpstreamMalformed``), never a silently
