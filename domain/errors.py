@@ -16,12 +16,14 @@ class ApplicationError(Exception):
         *,
         code: str | None = None,
         fields: Mapping[str, Sequence[str]] | None = None,
+        current: Mapping[str, object] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.fields = {name: list(problems) for name, problems in (fields or {}).items()}
+        self.current = current  # the object's current state, for a Conflict
 
 
 class ValidationFailed(ApplicationError):

@@ -53,6 +53,15 @@ INGEST_BEDS_SECONDS = env.float("INGEST_BEDS_SECONDS", default=30.0)
 INGEST_MESSAGES_SECONDS = env.float("INGEST_MESSAGES_SECONDS", default=60.0)
 INGEST_ACCEPTANCE_SECONDS = env.float("INGEST_ACCEPTANCE_SECONDS", default=300.0)
 INGEST_INSTITUTIONS_SECONDS = env.float("INGEST_INSTITUTIONS_SECONDS", default=24 * 3600.0)
+# Reservations: how long a request waits for a decision, when an unacknowledged one is
+# re-alerted, how long an approval holds a bed, how often the sweeper runs, and the speed used
+# for ETA estimates.
+RESERVATION_PENDING_SECONDS = env.int("RESERVATION_PENDING_SECONDS", default=5 * 60)
+RESERVATION_REMIND_AFTER_SECONDS = env.int("RESERVATION_REMIND_AFTER_SECONDS", default=60)
+RESERVATION_HOLD_SECONDS = env.int("RESERVATION_HOLD_SECONDS", default=30 * 60)
+RESERVATION_SWEEP_SECONDS = env.float("RESERVATION_SWEEP_SECONDS", default=5.0)
+RESERVATION_ETA_KMH = env.float("RESERVATION_ETA_KMH", default=40.0)
+
 # A region whose polls have not succeeded for this long is marked stale (beds.stale).
 INGEST_STALE_AFTER_SECONDS = env.float("INGEST_STALE_AFTER_SECONDS", default=15 * 60.0)
 
@@ -155,6 +164,10 @@ CELERY_BEAT_SCHEDULE = {
     "poll-beds": {"task": "ingestion.poll_beds", "schedule": INGEST_BEDS_SECONDS},
     "poll-messages": {"task": "ingestion.poll_messages", "schedule": INGEST_MESSAGES_SECONDS},
     "poll-acceptance": {"task": "ingestion.poll_acceptance", "schedule": INGEST_ACCEPTANCE_SECONDS},
+    "sweep-reservations": {
+        "task": "reservations.sweep",
+        "schedule": RESERVATION_SWEEP_SECONDS,
+    },
     "sync-institutions": {
         "task": "ingestion.sync_institutions",
         "schedule": INGEST_INSTITUTIONS_SECONDS,

@@ -32,9 +32,15 @@ _CODE_BY_STATUS = {400: "bad_request", 401: "not_authenticated", 403: "forbidden
 
 
 def error_body(
-    code: str, message: str, fields: Mapping[str, Sequence[str]] | None = None
+    code: str,
+    message: str,
+    fields: Mapping[str, Sequence[str]] | None = None,
+    current: Mapping[str, object] | None = None,
 ) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "fields": dict(fields or {})}}
+    error: dict[str, Any] = {"code": code, "message": message, "fields": dict(fields or {})}
+    if current is not None:
+        error["current"] = current
+    return {"error": error}
 
 
 def _fields_from_pydantic(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -56,7 +62,7 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     def application_error(request: HttpRequest, exc: ApplicationError) -> HttpResponse:
         status = next(s for cls, s in STATUS_BY_ERROR.items() if isinstance(exc, cls))
-        return respond(request, status, error_body(exc.code, exc.message, exc.fields))
+        return respond(request, status, error_body(exc.code, exc.message, exc.fields, exc.current))
 
     def validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
         fields = _fields_from_pydantic(exc.errors)

@@ -10,12 +10,12 @@ from domain.api.schemas import (
     HospitalOut,
     HospitalPage,
     RegionOut,
+    StatusContext,
 )
 from domain.selectors.hospitals import (
     hospital_get,
     hospital_search,
     region_list,
-    stale_region_codes,
 )
 
 router = Router(tags=["hospitals"])
@@ -40,13 +40,15 @@ def hospitals(request: HttpRequest, filters: Query[HospitalFilters]) -> Hospital
         q=filters.q,
     )
     start = (filters.page - 1) * filters.page_size
-    stale = stale_region_codes()
+    context = StatusContext.now()
     return HospitalPage(
         count=len(hits),
         page=filters.page,
         page_size=filters.page_size,
         pages=math.ceil(len(hits) / filters.page_size),
-        results=[HospitalOut.build(hit, stale) for hit in hits[start : start + filters.page_size]],
+        results=[
+            HospitalOut.build(hit, context) for hit in hits[start : start + filters.page_size]
+        ],
     )
 
 

@@ -1,5 +1,6 @@
 """Request and response shapes of the JSON API (pydantic, published as OpenAPI)."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from domain.selectors.hospitals import (
     data_age_seconds,
     stale_region_codes,
 )
+from domain.selectors.reservations import held_counts
 from domain.severe_illness import SEVERE_ILLNESS_CATEGORIES
 
 MAX_PAGE_SIZE = 100
@@ -174,17 +176,31 @@ class StatusOut(Schema):
     ingested_at: datetime | None
     data_age_seconds: int | None = Field(description="now − hvidate; null when unknown.")
     stale: bool = Field(description="Polls of its region have failed for too long.")
+    held: int = Field(description="ER beds held by approved reservations (not in the counts).")
     beds: BedsOut  # type: ignore[valid-type]
 
     @staticmethod
-    def build(status: ERStatus, now: datetime, stale: bool) -> "StatusOut":
+    def build(status: ERStatus, now: datetime, context: "StatusContext") -> "StatusOut":
         return StatusOut(
             hvidate=status.hvidate,
             ingested_at=status.ingested_at,
             data_age_seconds=data_age_seconds(status, now),
-            stale=stale,
+            stale=status.hospital.region_code in context.stale_regions,
+            held=context.held.get(status.hospital_id, 0),
             beds=BedsOut(**status.values()),
         )
+
+
+@dataclass(frozen=True)
+class StatusContext:
+    """What a status needs beyond its row, read once per request."""
+
+    stale_regions: set[str]
+    held: dict[int, int]
+
+    @classmethod
+    def now(cls) -> "StatusContext":
+        return cls(stale_region_codes(), held_counts())
 
 
 class HospitalOut(Schema):
@@ -205,7 +221,7 @@ class HospitalOut(Schema):
 
     @classmethod
     def fields_of(
-        cls, hospital: Hospital, distance: float | None, now: datetime, stale: set[str]
+        cls, hospital: Hospital, distance: float | None, now: datetime, context: StatusContext
     ) -> dict[str, Any]:
         status = getattr(hospital, "er_status", None)
         return {
@@ -222,14 +238,12 @@ class HospitalOut(Schema):
             "emergency_class": hospital.emergency_class,
             "emergency_class_name": hospital.get_emergency_class_display(),
             "distance_km": None if distance is None else round(distance, 3),
-            "status": StatusOut.build(status, now, hospital.region_code in stale)
-            if status
-            else None,
+            "status": StatusOut.build(status, now, context) if status else None,
         }
 
     @classmethod
-    def build(cls, hit: HospitalHit, stale: set[str]) -> "HospitalOut":
-        return cls(**cls.fields_of(hit.hospital, hit.distance_km, timezone.now(), stale))
+    def build(cls, hit: HospitalHit, context: StatusContext) -> "HospitalOut":
+        return cls(**cls.fields_of(hit.hospital, hit.distance_km, timezone.now(), context))
 
 
 class HospitalPage(Schema):
@@ -263,7 +277,7 @@ class HospitalDetailOut(HospitalOut):
     @classmethod
     def build_detail(cls, hospital: Hospital) -> "HospitalDetailOut":
         return cls(
-            **cls.fields_of(hospital, None, timezone.now(), stale_region_codes()),
+            **cls.fields_of(hospital, None, timezone.now(), StatusContext.now()),
             acceptances=[
                 AcceptanceOut(
                     category=a.category,

@@ -11,7 +11,7 @@ from .hospitals import (
     RegionFreshness,
     SevereIllnessAcceptance,
 )
-from .reservations import DeclineReason, Reservation, ReservationStatus
+from .reservations import DeclineReason, Reservation, ReservationEvent, ReservationStatus
 from .users import Approval, RefreshToken, Role, User
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "RefreshToken",
     "RegionFreshness",
     "Reservation",
+    "ReservationEvent",
     "ReservationStatus",
     "Role",
     "SevereIllnessAcceptance",

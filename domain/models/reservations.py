@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.db import models
 from django.db.models import Q
 
@@ -9,6 +11,7 @@ class ReservationStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
     EXPIRED = "expired", "Expired"
     COMPLETED = "completed", "Completed"
+    WITHDRAWN = "withdrawn", "Withdrawn (another hospital approved)"
 
 
 class DeclineReason(models.TextChoices):
@@ -46,8 +49,19 @@ class Reservation(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(
-        null=True, blank=True, help_text="When it was cancelled, expired or completed."
+        null=True, blank=True, help_text="When it was cancelled, expired, withdrawn or completed."
     )
+    reminded_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the ER was re-alerted for lack of acknowledgement."
+    )
+    hold_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="An approved reservation holds a bed until then."
+    )
+    hold_released_at = models.DateTimeField(null=True, blank=True)
+    distance_km = models.FloatField(
+        null=True, blank=True, help_text="Crew to hospital, as the crow flies."
+    )
+    eta_minutes = models.PositiveSmallIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -80,7 +94,13 @@ class Reservation(models.Model):
                     & Q(decided_by__isnull=False)
                 )
                 | Q(status=ReservationStatus.PENDING, decided_at__isnull=True)
-                | Q(status__in=[ReservationStatus.CANCELLED, ReservationStatus.EXPIRED]),
+                | Q(
+                    status__in=[
+                        ReservationStatus.CANCELLED,
+                        ReservationStatus.EXPIRED,
+                        ReservationStatus.WITHDRAWN,
+                    ]
+                ),
                 name="reservation_decision_recorded_when_decided",
             ),
             models.CheckConstraint(
@@ -92,3 +112,38 @@ class Reservation(models.Model):
 
     def __str__(self) -> str:
         return f"Reservation {self.pk} → {self.hospital_id} ({self.status})"
+
+
+class ReservationEvent(models.Model):
+    """One transition of a reservation: the immutable audit trail. Rows are only ever added."""
+
+    reservation = models.ForeignKey(Reservation, on_delete=models.PROTECT, related_name="history")
+    action = models.CharField(max_length=16)
+    from_status = models.CharField(max_length=16, blank=True)
+    to_status = models.CharField(max_length=16)
+    actor = models.ForeignKey(
+        "domain.User",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="None: the system (expiry, reminder).",
+    )
+    actor_role = models.CharField(max_length=16)
+    reason = models.CharField(max_length=32, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.reservation_id}: {self.from_status} → {self.to_status} ({self.action})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise PermissionError("Reservation history is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise PermissionError("Reservation history is append-only.")

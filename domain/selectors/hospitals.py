@@ -12,6 +12,7 @@ from domain.errors import NotFound, ValidationFailed
 from domain.geo import bounding_box, distance_km
 from domain.models import ERAnnouncement, ERStatus, Hospital, RegionFreshness
 from domain.regions import REGIONS, REGIONS_BY_CODE, Region
+from domain.selectors.reservations import held_counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,7 @@ def er_status_snapshot(*, region_code: str | None) -> list[dict[str, object]]:
     if region_code is not None:
         statuses = statuses.filter(hospital__region_code=region_code)
     stale = stale_region_codes()
+    held = held_counts()
     now = timezone.now()
     return [
         {
@@ -141,6 +143,7 @@ def er_status_snapshot(*, region_code: str | None) -> list[dict[str, object]]:
             "data_age_seconds": data_age_seconds(status, now),
             "ingested_at": status.ingested_at,
             "stale": status.hospital.region_code in stale,
+            "held": held.get(status.hospital_id, 0),
             "beds": {name: value for name, value in status.values().items() if value is not None},
         }
         for status in statuses
