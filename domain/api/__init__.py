@@ -2,7 +2,7 @@
 
 from ninja import NinjaAPI
 
-from domain.api import accounts, auth, hospitals
+from domain.api import accounts, auth, hospitals, reservations
 from domain.api.errors import install_error_handlers
 
 api = NinjaAPI(
@@ -15,3 +15,4 @@ install_error_handlers(api)
 api.add_router("/auth", auth.router)
 api.add_router("/", hospitals.router)
 api.add_router("/admin", accounts.router)
+api.add_router("/reservations", reservations.router)

@@ -1,0 +1,190 @@
+import math
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from django.http import HttpRequest
+from ninja import Field, Query, Router, Schema, Status
+from pydantic import BaseModel
+
+from domain.api.schemas import MAX_PAGE_SIZE, ErrorOut
+from domain.api.security import access_token_auth
+from domain.models import AgeBand, Consciousness, DeclineReason, ReservationStatus, Sex, User
+from domain.selectors.reservations import reservation_summary
+from domain.services import reservations as service
+
+router = Router(tags=["reservations"], auth=access_token_auth)
+_ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+
+
+class ConditionIn(BaseModel):
+    """The patient, without names or identifiers. Vital signs are checked against the clinical
+    ranges of ``domain.models.clinical.CLINICAL_RANGES`` (400 with the field named)."""
+
+    sex: Literal[tuple(Sex.values)]  # type: ignore[valid-type]
+    age_band: Literal[tuple(AgeBand.values)]  # type: ignore[valid-type]
+    systolic_bp: int | None = Field(None)
+    diastolic_bp: int | None = Field(None)
+    pulse: int | None = Field(None)
+    temperature: Decimal | None = Field(None, max_digits=3, decimal_places=1)
+    respiratory_rate: int | None = Field(None)
+    spo2: int | None = Field(None)
+    consciousness: Literal[tuple(Consciousness.values)]  # type: ignore[valid-type]
+    chief_complaint: str = Field(min_length=1, max_length=200)
+    suspected_category: int | None = Field(None, ge=1, le=27, description="Severe-illness category")
+    note: str = Field("", max_length=1000, description="No names or identifiers.")
+
+
+class RequestIn(BaseModel):
+    hospitals: list[str] = Field(min_length=1, max_length=3, description="One to three hpids.")
+    condition: ConditionIn
+    latitude: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
+    longitude: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
+
+
+class RejectIn(BaseModel):
+    reason: Literal[tuple(DeclineReason.values)]  # type: ignore[valid-type]
+    note: str = Field("", max_length=500)
+
+
+class ReservationOut(Schema):
+    id: int
+    status: str
+    hpid: str
+    hospital_name: str
+    group: int = Field(description="Shared by the reservations of one multi-hospital request.")
+    crew: dict[str, Any]
+    condition: dict[str, Any]
+    distance_km: float | None
+    eta_minutes: int | None
+    created_at: datetime
+    expires_at: datetime
+    acknowledged_at: datetime | None
+    reminded_at: datetime | None
+    decided_at: datetime | None
+    decline_reason: str | None
+    decline_note: str
+    hold_expires_at: datetime | None
+    hold_released_at: datetime | None
+    closed_at: datetime | None
+
+
+class ReservationPage(Schema):
+    count: int
+    page: int
+    page_size: int
+    pages: int
+    results: list[ReservationOut]
+
+
+class ListFilters(Schema):
+    status: Literal[tuple(ReservationStatus.values)] | None = None  # type: ignore[valid-type]
+    page: int = Field(1, ge=1, le=100_000)
+    page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
+
+
+class HistoryOut(Schema):
+    action: str
+    from_status: str
+    to_status: str
+    actor: str | None
+    actor_role: str
+    reason: str
+    note: str
+    at: datetime
+
+    @staticmethod
+    def resolve_actor(event: Any) -> str | None:
+        return event.actor.username if event.actor else None
+
+
+def _user(request: HttpRequest) -> User:
+    user: User = request.auth  # type: ignore[attr-defined]
+    return user
+
+
+@router.post("", response={201: list[ReservationOut], **_ERRORS})
+def create(request: HttpRequest, payload: RequestIn) -> Status[list[dict[str, Any]]]:
+    """A crew sends the patient's condition to one to three hospitals at once."""
+    created = service.reservation_request(
+        crew=_user(request),
+        condition=payload.condition.model_dump(),
+        hpids=payload.hospitals,
+        latitude=payload.latitude,
+        longitude=payload.longitude,
+    )
+    return Status(201, [reservation_summary(r) for r in created])
+
+
+@router.get("", response={200: ReservationPage, **_ERRORS})
+def list_reservations(request: HttpRequest, filters: Query[ListFilters]) -> dict[str, Any]:
+    """A crew's own reservations, a hospital's queue, or (admins) all; newest first."""
+    found = service.reservation_list(user=_user(request), status=filters.status)
+    count = found.count()
+    start = (filters.page - 1) * filters.page_size
+    return {
+        "count": count,
+        "page": filters.page,
+        "page_size": filters.page_size,
+        "pages": math.ceil(count / filters.page_size),
+        "results": [reservation_summary(r) for r in found[start : start + filters.page_size]],
+    }
+
+
+@router.get("/{reservation_id}", response={200: ReservationOut, **_ERRORS})
+def detail(request: HttpRequest, reservation_id: int) -> dict[str, Any]:
+    """One reservation the caller may see."""
+    return reservation_summary(
+        service.reservation_get(user=_user(request), reservation_id=reservation_id)
+    )
+
+
+@router.get("/{reservation_id}/history", response={200: list[HistoryOut], **_ERRORS})
+def history(request: HttpRequest, reservation_id: int) -> list[Any]:
+    """Every transition, oldest first (read-only: nothing can edit or delete it)."""
+    return list(service.reservation_history(user=_user(request), reservation_id=reservation_id))
+
+
+@router.post("/{reservation_id}/acknowledge", response={200: ReservationOut, **_ERRORS})
+def acknowledge(request: HttpRequest, reservation_id: int) -> dict[str, Any]:
+    """ER staff: the request has been seen."""
+    return reservation_summary(
+        service.reservation_acknowledge(reservation_id=reservation_id, by=_user(request))
+    )
+
+
+@router.post("/{reservation_id}/approve", response={200: ReservationOut, **_ERRORS})
+def approve(request: HttpRequest, reservation_id: int) -> dict[str, Any]:
+    """ER staff: accept the patient (withdraws the patient's other pending requests)."""
+    return reservation_summary(
+        service.reservation_approve(reservation_id=reservation_id, by=_user(request))
+    )
+
+
+@router.post("/{reservation_id}/reject", response={200: ReservationOut, **_ERRORS})
+def reject(request: HttpRequest, reservation_id: int, payload: RejectIn) -> dict[str, Any]:
+    """ER staff: decline with a structured reason (``other`` needs a note)."""
+    return reservation_summary(
+        service.reservation_reject(
+            reservation_id=reservation_id,
+            by=_user(request),
+            reason=payload.reason,
+            note=payload.note,
+        )
+    )
+
+
+@router.post("/{reservation_id}/cancel", response={200: ReservationOut, **_ERRORS})
+def cancel(request: HttpRequest, reservation_id: int) -> dict[str, Any]:
+    """The crew: call it off (releases an approved bed hold)."""
+    return reservation_summary(
+        service.reservation_cancel(reservation_id=reservation_id, by=_user(request))
+    )
+
+
+@router.post("/{reservation_id}/complete", response={200: ReservationOut, **_ERRORS})
+def complete(request: HttpRequest, reservation_id: int) -> dict[str, Any]:
+    """The crew: arrived and handed over."""
+    return reservation_summary(
+        service.reservation_complete(reservation_id=reservation_id, by=_user(request))
+    )
