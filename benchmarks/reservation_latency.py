@@ -1,0 +1,200 @@
+"""Reservation latency through a running server: request → ER-screen event, and decision →
+crew event, with many other websocket clients connected (held by a separate process).
+
+    .venv/bin/python benchmarks/reservation_latency.py --url http://127.0.0.1:8000 \
+        --crew-token "$(cat crew.txt)" --staff-token "$(cat staff.txt)" --hpid A1100015 \
+        --background-tokens background.txt --background 1000 --rounds 200
+
+Tokens come from ``manage.py issue_tokens`` (one ambulance, one hospital user of ``--hpid``,
+and ``--background`` ambulance users). Each round: the crew requests, the ER acknowledges and
+then alternately approves or rejects; an approved round is completed to release its bed hold.
+Latency is from just before the HTTP call to the moment the other side's websocket receives the
+event. Prints p50/p95/p99/max and writes them as JSON with ``--json``.
+"""
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import websockets
+
+CONDITION = {
+    "sex": "male",
+    "age_band": "70_79",
+    "systolic_bp": 90,
+    "diastolic_bp": 60,
+    "pulse": 120,
+    "spo2": 91,
+    "consciousness": "pain",
+    "chief_complaint": "Sudden right-sided weakness, 40 min",
+    "suspected_category": 2,
+}
+
+
+def _hold_connections(
+    ws_url: str, tokens: list[str], ready: "multiprocessing.Event", done: "multiprocessing.Event"
+) -> None:
+    async def one(token: str) -> None:
+        async with websockets.connect(f"{ws_url}?token={token}", max_size=2**24) as socket:
+            await socket.send(
+                json.dumps({"type": "subscribe", "streams": ["beds.all"], "since": {"beds.all": 0}})
+            )
+            while True:
+                await socket.recv()  # read whatever comes (bed changes, snapshots)
+
+    # The crowd stands in for tablets that live on other machines: on this shared box it must
+    # not take CPU from the server or from the two measured clients.
+    os.nice(10)
+
+    async def main() -> None:
+        tasks = []
+        for index, token in enumerate(tokens):
+            tasks.append(asyncio.create_task(one(token)))
+            if index % 100 == 99:
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(3)
+        ready.set()
+        await asyncio.to_thread(done.wait)
+        for task in tasks:
+            task.cancel()
+
+    asyncio.run(main())
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)  # noqa: E731
+    return {
+        "n": len(ordered),
+        "p50": pick(0.5),
+        "p95": pick(0.95),
+        "p99": pick(0.99),
+        "max": round(ordered[-1], 1),
+        "mean": round(statistics.mean(ordered), 1),
+    }
+
+
+class _Arrivals:
+    """Reads a socket all the time and notes when each (type, reservation id) arrived, so an
+    event that arrives while we are still waiting for an HTTP answer is timed correctly."""
+
+    def __init__(self, socket: websockets.ClientConnection) -> None:
+        self._socket = socket
+        self._seen: dict[tuple[str, int], asyncio.Future[float]] = {}
+        self._task = asyncio.create_task(self._read())
+
+    def _future(self, key: tuple[str, int]) -> "asyncio.Future[float]":
+        return self._seen.setdefault(key, asyncio.get_running_loop().create_future())
+
+    async def _read(self) -> None:
+        async for raw in self._socket:
+            message = json.loads(raw)
+            if isinstance(message.get("data"), dict) and "id" in message["data"]:
+                future = self._future((message["type"], message["data"]["id"]))
+                if not future.done():
+                    future.set_result(time.perf_counter())
+
+    async def wait(self, kind: str, rid: int) -> float:
+        return await asyncio.wait_for(self._future((kind, rid)), 10)
+
+
+async def measure(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    ws_url = args.url.replace("http", "ws", 1) + "/ws/"
+    crew_headers = {"Authorization": f"Bearer {args.crew_token}"}
+    staff_headers = {"Authorization": f"Bearer {args.staff_token}"}
+    to_screen: list[float] = []
+    to_crew: dict[str, list[float]] = {"approve": [], "reject": []}
+    async with (
+        httpx.AsyncClient(base_url=args.url, timeout=10) as http,
+        websockets.connect(f"{ws_url}?token={args.staff_token}", max_size=2**24) as screen,
+        websockets.connect(f"{ws_url}?token={args.crew_token}", max_size=2**24) as tablet,
+    ):
+        me = (await http.get("/api/auth/me", headers=crew_headers)).json()
+        await screen.send(json.dumps({"type": "subscribe", "streams": [f"hospital.{args.hpid}"]}))
+        await tablet.send(json.dumps({"type": "subscribe", "streams": [f"crew.{me['id']}"]}))
+        for socket in (screen, tablet):
+            await socket.recv(), await socket.recv()  # subscribed, snapshot
+        screen_arrivals, tablet_arrivals = _Arrivals(screen), _Arrivals(tablet)
+        for round_no in range(args.rounds):
+            started = time.perf_counter()
+            response = await http.post(
+                "/api/reservations",
+                headers=crew_headers,
+                json={"hospitals": [args.hpid], "condition": CONDITION},
+            )
+            response.raise_for_status()
+            rid = response.json()[0]["id"]
+            arrived = await screen_arrivals.wait("reservation.requested", rid)
+            to_screen.append((arrived - started) * 1000)
+            await http.post(f"/api/reservations/{rid}/acknowledge", headers=staff_headers)
+            approve = round_no % 2 == 0
+            started = time.perf_counter()
+            if approve:
+                decision = await http.post(
+                    f"/api/reservations/{rid}/approve", headers=staff_headers
+                )
+            else:
+                decision = await http.post(
+                    f"/api/reservations/{rid}/reject",
+                    headers=staff_headers,
+                    json={"reason": "no_bed"},
+                )
+            decision.raise_for_status()
+            received = await tablet_arrivals.wait("reservation.decided", rid)
+            to_crew["approve" if approve else "reject"].append((received - started) * 1000)
+            if approve:
+                await http.post(f"/api/reservations/{rid}/complete", headers=crew_headers)
+    return {
+        "request_to_er_screen_ms": _percentiles(to_screen),
+        "decision_to_crew_ms": _percentiles(to_crew["approve"] + to_crew["reject"]),
+        "approval_to_crew_ms": _percentiles(to_crew["approve"]),
+        "rejection_to_crew_ms": _percentiles(to_crew["reject"]),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--crew-token", required=True)
+    parser.add_argument("--staff-token", required=True)
+    parser.add_argument("--hpid", required=True)
+    parser.add_argument("--background-tokens", type=Path)
+    parser.add_argument("--background", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    ready, done = multiprocessing.Event(), multiprocessing.Event()
+    holder = None
+    if args.background_tokens and args.background:
+        tokens = args.background_tokens.read_text().split()[: args.background]
+        ws_url = args.url.replace("http", "ws", 1) + "/ws/"
+        holder = multiprocessing.Process(
+            target=_hold_connections, args=(ws_url, tokens, ready, done)
+        )
+        holder.start()
+        if not ready.wait(120):
+            print("background clients did not connect", file=sys.stderr)
+            return 1
+        print(f"{len(tokens)} background clients connected")
+    try:
+        figures = asyncio.run(measure(args))
+    finally:
+        done.set()
+        if holder:
+            holder.join(10)
+    for name, stats in figures.items():
+        print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
