@@ -357,3 +357,17 @@ def test_simultaneous_approvals_have_exactly_one_winner(world: dict) -> None:
     assert sorted(outcomes.values()) == ["409 withdrawn", "won"], outcomes
     statuses = sorted(Reservation.objects.values_list("status", flat=True))
     assert statuses == ["approved", "withdrawn"]
+
+
+def test_crew_cancels_a_pending_multi_request(
+    api: Client, world: dict, django_capture_on_commit_callbacks
+) -> None:
+    """Cancelling one pending request tells that hospital; the others stay pending."""
+    with django_capture_on_commit_callbacks(execute=True):
+        a, b = _request(api, world["crew"], ["HOSPA001", "HOSPB001"])
+        cancelled = _act(api, world["crew"], a["id"], "cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert _events("hospital.HOSPA001")[-1]["type"] == "reservation.cancelled"
+    assert [e["type"] for e in _events("hospital.HOSPB001")] == ["reservation.requested"]
+    assert Reservation.objects.get(pk=b["id"]).status == ReservationStatus.PENDING
+    assert _act(api, world["staff_a"], a["id"], "acknowledge").status_code == 409
