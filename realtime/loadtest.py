@@ -1,0 +1,458 @@
+"""``weer-loadtest``: prove a deployment fans bed changes out to every tablet fast enough.
+
+Opens N authenticated websocket clients spread over several processes (uvloop when installed),
+subscribes them, drives events, and measures what every client received: connect rate and
+failures, delivery latency from the event's ``ts``, per-event completion (until the last client
+has it), deliveries per second, lost events (seq gaps, including events never received) and
+duplicates — and optionally a reconnect storm, where a share of the clients drop at once and
+resume with ``since``. Prints progress and a report, writes the report as JSON, and exits 1 when
+a threshold (``--max-p99-ms``, ``--max-lost``, …) is missed.
+
+Events are driven either by publishing directly through the one publishing path (``--drive
+publish``; operators only: it needs the deployment's Redis and settings) or through the real
+path (``--drive simulator``: exact values are set on the upstream simulator's control API and
+the deployment's own ingestion picks them up, so latency then includes its polling interval).
+Tokens come from ``manage.py issue_tokens``.
+"""
+
+import argparse
+import asyncio
+import json
+import math
+import multiprocessing
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+from urllib.request import Request, urlopen
+
+import websockets
+
+LOST_WAIT_SECONDS = 10.0  # after the last event, how long clients may take before misses count
+
+
+@dataclass
+class WorkerReport:
+    """What one client process saw, merged by the controller."""
+
+    connected: int = 0
+    connect_failures: int = 0
+    connect_seconds: float = 0.0
+    deliveries: int = 0
+    duplicates: int = 0
+    lost: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    completion: dict[int, float] = field(default_factory=dict)  # seq → slowest latency (ms)
+    last_seq: dict[int, int] = field(default_factory=dict)  # client → last seq received
+    first_seq: dict[int, int] = field(default_factory=dict)
+    resumed: int = 0
+    resume_failures: int = 0
+    resume_seconds: float = 0.0
+    closed_by_server: dict[str, int] = field(default_factory=dict)
+
+
+class _Client:
+    __slots__ = ("done", "first", "index", "last", "seen", "socket", "task")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.socket: Any = None
+        self.first: int | None = None
+        self.last: int | None = None
+        self.seen: set[int] = set()
+        self.task: asyncio.Task[None] | None = None
+        self.done = False
+
+
+async def _worker_main(args: dict[str, Any], tokens: list[str], pipe: Connection) -> None:
+    report = WorkerReport()
+    stream = args["stream"]
+    clients = [_Client(i) for i in range(len(tokens))]
+    semaphore = asyncio.Semaphore(args["connect_concurrency"])
+
+    async def connect(client: _Client, since: int | None) -> bool:
+        async with semaphore:
+            try:
+                client.socket = await websockets.connect(
+                    f"{args['ws_url']}?token={tokens[client.index]}",
+                    max_size=2**24,
+                    open_timeout=30,
+                    ping_interval=None,
+                    max_queue=None,
+                )
+                message: dict[str, Any] = {"type": "subscribe", "streams": [stream]}
+                if since is not None:
+                    message["since"] = {stream: since}
+                await client.socket.send(json.dumps(message))
+                subscribed = json.loads(await client.socket.recv())
+                if subscribed.get("type") != "subscribed":
+                    raise RuntimeError(subscribed)
+                if client.first is None:
+                    client.first = subscribed["seq"] + 1
+                if since is None:
+                    await client.socket.recv()  # the snapshot
+                return True
+            except Exception:  # counted; any failure to connect or subscribe is one
+                return False
+
+    async def read(client: _Client) -> None:
+        try:
+            async for raw in client.socket:
+                now = time.time() * 1000
+                message = json.loads(raw)
+                seq = message.get("seq")
+                if (
+                    message.get("stream") != stream
+                    or message.get("type") == "snapshot"
+                    or seq is None
+                ):
+                    continue
+                if seq in client.seen:
+                    report.duplicates += 1
+                    continue
+                client.seen.add(seq)
+                client.last = max(seq, client.last or 0)
+                report.deliveries += 1
+                latency = now - message["ts"]
+                report.latencies_ms.append(latency)
+                if latency > report.completion.get(seq, -math.inf):
+                    report.completion[seq] = latency
+        except websockets.ConnectionClosed as closed:
+            code = str(closed.rcvd.code if closed.rcvd else 1006)
+            if not client.done:
+                report.closed_by_server[code] = report.closed_by_server.get(code, 0) + 1
+
+    started = time.monotonic()
+    results = await asyncio.gather(*(connect(c, None) for c in clients))
+    report.connect_seconds = time.monotonic() - started
+    report.connected = sum(results)
+    report.connect_failures = len(results) - report.connected
+    live = [c for c, ok in zip(clients, results, strict=True) if ok]
+    for client in live:
+        client.task = asyncio.create_task(read(client))
+    pipe.send(("ready", report.connected, report.connect_failures, report.connect_seconds))
+
+    loop = asyncio.get_running_loop()
+    while True:
+        command = await loop.run_in_executor(None, pipe.recv)
+        if command[0] == "storm":
+            share = command[1]
+            victims = random.Random(os.getpid()).sample(live, int(len(live) * share))  # noqa: S311
+            for client in victims:
+                client.done = True
+                client.socket.transport.abort()
+            await asyncio.gather(*(c.task for c in victims if c.task), return_exceptions=True)
+            storm_started = time.monotonic()
+
+            async def resume(client: _Client) -> bool:
+                client.done = False
+                ok = await connect(client, client.last if client.last is not None else 0)
+                if ok:
+                    client.task = asyncio.create_task(read(client))
+                return ok
+
+            outcomes = await asyncio.gather(*(resume(c) for c in victims))
+            report.resume_seconds = time.monotonic() - storm_started
+            report.resumed = sum(outcomes)
+            report.resume_failures = len(outcomes) - report.resumed
+            pipe.send(("stormed", report.resumed, report.resume_failures, report.resume_seconds))
+        elif command[0] == "finish":
+            last_seq = command[1]
+            deadline = time.monotonic() + LOST_WAIT_SECONDS
+            while time.monotonic() < deadline and any(  # noqa: ASYNC110 - bounded straggler wait
+                (c.last or 0) < last_seq for c in live if not c.socket.close_code
+            ):
+                await asyncio.sleep(0.1)
+            for client in live:
+                client.done = True
+                report.last_seq[client.index] = client.last or 0
+                report.first_seq[client.index] = client.first or 0
+                report.lost += _missing(client, last_seq)
+            await asyncio.gather(*(c.socket.close() for c in live), return_exceptions=True)
+            pipe.send(("report", asdict(report)))
+            return
+
+
+def _missing(client: _Client, last_seq: int) -> int:
+    """Events this client should have received (from its first to ``last_seq``) but never did."""
+    if client.first is None:
+        return 0
+    expected = last_seq - client.first + 1
+    return max(0, expected - len(client.seen))
+
+
+def _worker(args: dict[str, Any], tokens: list[str], pipe: Connection) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(_worker_main(args, tokens, pipe))
+
+
+# -- driving events ----------------------------------------------------------------------------
+
+
+class _PublishDriver:
+    """Publish ``beds.changed`` events straight through the publishing path (operators only)."""
+
+    def __init__(self, stream: str) -> None:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+        import django
+
+        django.setup()
+        from realtime.publishing import publish_event
+
+        self._publish = publish_event
+        self._stream = stream
+        self._n = 0
+
+    def send(self) -> int:
+        self._n += 1
+        data = {
+            "hpid": "LOADTEST",
+            "changes": {"er_general": {"old": self._n - 1, "new": self._n}},
+            "hvidate": None,
+            "padding": "x" * 120,
+        }
+        return self._publish(self._stream, "beds.changed", data)
+
+
+class _SimulatorDriver:
+    """Set an exact value on the upstream simulator; the deployment's ingestion does the rest."""
+
+    def __init__(self, control_url: str, hpid: str) -> None:
+        self._url = f"{control_url.rstrip('/')}/_control/hospitals/{hpid}"
+        self._n = 0
+
+    def send(self) -> int:
+        self._n += 1
+        body = json.dumps({"values": {"hvec": self._n % 40}}).encode()
+        request = Request(  # noqa: S310 - the operator's own simulator URL
+            self._url,
+            data=body,
+            method="PUT",
+            headers={"Content-Type": "application/json"},
+        )
+        with urlopen(request, timeout=5):  # noqa: S310
+            pass
+        return 0
+
+
+# -- the controller ----------------------------------------------------------------------------
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float:
+    if not ordered:
+        return math.nan
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+def run(options: argparse.Namespace) -> dict[str, Any]:
+    tokens = [t for t in Path(options.tokens).read_text().split() if t][: options.clients]
+    if len(tokens) < options.clients:
+        raise SystemExit(f"{options.tokens} has {len(tokens)} tokens; {options.clients} needed")
+    ws_url = options.url.replace("http", "ws", 1).rstrip("/") + "/ws/"
+    worker_args = {
+        "ws_url": ws_url,
+        "stream": options.stream,
+        "connect_concurrency": options.connect_concurrency,
+    }
+    processes = max(1, min(options.processes, len(tokens)))
+    slices = [tokens[i::processes] for i in range(processes)]
+    context = multiprocessing.get_context("spawn")
+    pipes, workers = [], []
+    started = time.monotonic()
+    for part in slices:
+        parent, child = context.Pipe()
+        worker = context.Process(target=_worker, args=(worker_args, part, child), daemon=True)
+        worker.start()
+        pipes.append(parent)
+        workers.append(worker)
+    ready = [pipe.recv() for pipe in pipes]
+    connect_seconds = time.monotonic() - started
+    connected = sum(r[1] for r in ready)
+    failures = sum(r[2] for r in ready)
+    _progress(
+        f"connected {connected}/{len(tokens)} clients in {connect_seconds:.1f} s "
+        f"({failures} failures) over {processes} processes"
+    )
+
+    driver: _PublishDriver | _SimulatorDriver = (
+        _PublishDriver(options.stream)
+        if options.drive == "publish"
+        else _SimulatorDriver(options.simulator_url, options.hpid)
+    )
+    count = int(options.rate * options.duration)
+    storm_at = int(count * options.storm_at) if options.storm_percent else -1
+    last_seq = 0
+    storm: dict[str, Any] = {}
+    t0 = time.monotonic()
+    for n in range(count):
+        if n == storm_at:
+            for pipe in pipes:
+                pipe.send(("storm", options.storm_percent / 100))
+            results = [pipe.recv() for pipe in pipes]
+            storm = {
+                "dropped_percent": options.storm_percent,
+                "resumed": sum(r[1] for r in results),
+                "resume_failures": sum(r[2] for r in results),
+                "all_resumed_within_s": round(max(r[3] for r in results), 2),
+            }
+            _progress(f"reconnect storm: {storm}")
+        last_seq = driver.send() or last_seq
+        if n and n % max(1, int(options.rate)) == 0:
+            _progress(f"{n}/{count} events sent")
+        delay = t0 + (n + 1) / options.rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    send_seconds = time.monotonic() - t0
+    if options.drive == "simulator":  # seqs come from the deployment's ingestion: ask for the head
+        time.sleep(options.settle)
+        last_seq = asyncio.run(_stream_head(ws_url, tokens[0], options.stream))
+    for pipe in pipes:
+        pipe.send(("finish", last_seq))
+    reports = [pipe.recv()[1] for pipe in pipes]
+    for worker in workers:
+        worker.join(10)
+    return _report(
+        options, reports, connected, failures, connect_seconds, count, send_seconds, storm
+    )
+
+
+def _report(
+    options: argparse.Namespace,
+    reports: list[dict[str, Any]],
+    connected: int,
+    failures: int,
+    connect_seconds: float,
+    count: int,
+    send_seconds: float,
+    storm: dict[str, Any],
+) -> dict[str, Any]:
+    latencies = sorted(x for r in reports for x in r["latencies_ms"])
+    slowest: dict[int, float] = {}
+    for r in reports:
+        for seq, latency in r["completion"].items():
+            slowest[int(seq)] = max(slowest.get(int(seq), -math.inf), latency)
+    completion = sorted(slowest.values())
+    deliveries = sum(r["deliveries"] for r in reports)
+    expected = connected * count if options.drive == "publish" else None
+    closed: dict[str, int] = {}
+    for r in reports:
+        for code, n in r["closed_by_server"].items():
+            closed[code] = closed.get(code, 0) + n
+    return {
+        "clients": options.clients,
+        "processes": options.processes,
+        "stream": options.stream,
+        "drive": options.drive,
+        "connected": connected,
+        "connect_failures": failures,
+        "connect_seconds": round(connect_seconds, 2),
+        "events": count,
+        "rate_per_s": options.rate,
+        "deliveries": deliveries,
+        "expected_deliveries": expected,
+        "deliveries_per_s": round(deliveries / max(send_seconds, 1e-9), 1),
+        "lost": sum(r["lost"] for r in reports),
+        "duplicates": sum(r["duplicates"] for r in reports),
+        "latency_ms": {
+            "p50": _percentile(latencies, 0.5),
+            "p95": _percentile(latencies, 0.95),
+            "p99": _percentile(latencies, 0.99),
+            "max": round(latencies[-1], 1) if latencies else math.nan,
+            "mean": round(statistics.mean(latencies), 1) if latencies else math.nan,
+        },
+        "completion_ms": {
+            "p50": _percentile(completion, 0.5),
+            "p99": _percentile(completion, 0.99),
+            "max": round(completion[-1], 1) if completion else math.nan,
+        },
+        "closed_by_server": closed,
+        "reconnect_storm": storm or None,
+    }
+
+
+async def _stream_head(ws_url: str, token: str, stream: str) -> int:
+    async with websockets.connect(f"{ws_url}?token={token}", max_size=2**24) as socket:
+        await socket.send(json.dumps({"type": "subscribe", "streams": [stream]}))
+        return int(json.loads(await socket.recv())["seq"])
+
+
+def _progress(text: str) -> None:
+    print(f"[weer-loadtest] {text}", file=sys.stderr, flush=True)
+
+
+def _failed_thresholds(report: dict[str, Any], options: argparse.Namespace) -> list[str]:
+    problems = []
+    if options.max_p99_ms is not None and not report["latency_ms"]["p99"] <= options.max_p99_ms:
+        problems.append(f"p99 {report['latency_ms']['p99']} ms > {options.max_p99_ms} ms")
+    if options.max_lost is not None and report["lost"] > options.max_lost:
+        problems.append(f"lost {report['lost']} > {options.max_lost}")
+    if options.max_duplicates is not None and report["duplicates"] > options.max_duplicates:
+        problems.append(f"duplicates {report['duplicates']} > {options.max_duplicates}")
+    if report["connect_failures"] > options.max_connect_failures:
+        problems.append(f"{report['connect_failures']} connect failures")
+    storm = report["reconnect_storm"]
+    if storm and storm["resume_failures"]:
+        problems.append(f"{storm['resume_failures']} clients failed to resume")
+    return problems
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="weer-loadtest", description=__doc__.split("\n\n")[0])
+    p.add_argument("--url", default="http://127.0.0.1:8000", help="the deployment")
+    p.add_argument("--tokens", required=True, help="file of access tokens, one per line")
+    p.add_argument("--clients", type=int, default=1000)
+    p.add_argument("--processes", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    p.add_argument("--stream", default="beds.all")
+    p.add_argument("--drive", choices=["publish", "simulator"], default="publish")
+    p.add_argument("--simulator-url", default="http://127.0.0.1:8001")
+    p.add_argument("--hpid", default="A1100015", help="hospital changed in simulator mode")
+    p.add_argument("--rate", type=float, default=20.0, help="events per second")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of events")
+    p.add_argument("--connect-concurrency", type=int, default=200, help="per process")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=10.0,
+        help="simulator mode: seconds to let ingestion catch up after the last change",
+    )
+    p.add_argument(
+        "--storm-percent",
+        type=float,
+        default=0.0,
+        help="drop this share of clients at once, mid-run, and resume them",
+    )
+    p.add_argument("--storm-at", type=float, default=0.5, help="when, as a share of the run")
+    p.add_argument("--max-p99-ms", type=float)
+    p.add_argument("--max-lost", type=int)
+    p.add_argument("--max-duplicates", type=int, default=0)
+    p.add_argument("--max-connect-failures", type=int, default=0)
+    p.add_argument("--json", type=Path, help="write the report here too")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parser().parse_args(argv)
+    report = run(options)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if options.json:
+        options.json.write_text(text)
+    problems = _failed_thresholds(report, options)
+    for problem in problems:
+        _progress(f"THRESHOLD MISSED: {problem}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
