@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
+from twisted.internet import tcp
 
 
 class Frame:
@@ -74,6 +75,10 @@ class TwistedSink:
         # more HTTP to pace, so this socket's write pressure is reported to us instead.
         protocol.transport.unregisterProducer()
         protocol.registerProducer(self, True)
+        # Plain TCP without compression: frames can go to the socket at once (see _write).
+        transport = protocol.transport
+        direct = isinstance(transport, tcp.Connection) and protocol._perMessageCompress is None
+        self._socket = transport.getHandle() if direct else None
 
     def send(self, frame: Frame) -> bool:
         if not self._open or self._protocol.state != WebSocketProtocol.STATE_OPEN:
@@ -83,8 +88,39 @@ class TwistedSink:
             if self._paused_bytes > self._limit:
                 self._overflow()
                 return False
-        self._protocol.sendPreparedMessage(frame.prepared)
+        if self._socket is None:
+            self._protocol.sendPreparedMessage(frame.prepared)
+        else:
+            self._write(self._socket, frame.prepared.payloadHybi)
         return True
+
+    def _write(self, sock: Any, data: bytes) -> None:
+        """Send now when nothing is queued ahead, else queue behind it in Twisted's buffer.
+
+        Twisted's ``transport.write`` always buffers and registers the socket with the event
+        loop, sending one pass later: the profile of a 40,000 deliveries/s run spent a third of
+        the server's CPU in those per-socket (un)registrations. Sending straight away when the
+        transport's and autobahn's buffers are empty skips them; anything the kernel does not
+        take goes to Twisted's buffer as before, so ordering and back-pressure are unchanged.
+        This reads Twisted's buffer state (``offset``, ``dataBuffer``, ``_tempDataLen``): the
+        realtime tests guard it."""
+        transport = self._protocol.transport
+        if (
+            not transport._tempDataLen
+            and transport.offset == len(transport.dataBuffer)
+            and not self._protocol.send_queue
+            and transport.connected
+        ):
+            try:
+                sent = sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                return  # the connection is gone; Twisted notices and closes it
+            if sent == len(data):
+                return
+            data = data[sent:]
+        transport.write(data)
 
     async def drain(self, seconds: float) -> bool:
         try:
