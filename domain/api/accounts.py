@@ -1,10 +1,9 @@
-import math
 from typing import Literal
 
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema
+from ninja import Query, Router, Schema
 
-from domain.api.schemas import MAX_PAGE_SIZE, ErrorOut, RejectIn, UserOut
+from domain.api.schemas import ErrorOut, Paging, RejectIn, UserOut, page_of
 from domain.api.security import access_token_auth
 from domain.models import User
 from domain.selectors.users import user_list
@@ -13,11 +12,9 @@ from domain.services.users import user_approve, user_reject
 router = Router(tags=["admin"], auth=access_token_auth)
 
 
-class UserFilters(Schema):
+class UserFilters(Paging):
     approval: Literal["pending", "active", "rejected"] | None = None
     role: Literal["ambulance", "hospital", "admin"] | None = None
-    page: int = Field(1, ge=1, le=100_000)
-    page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
 
 
 class UserPage(Schema):
@@ -40,15 +37,7 @@ def _caller(request: HttpRequest) -> User:
 def users(request: HttpRequest, filters: Query[UserFilters]) -> dict[str, object]:
     """Accounts, oldest first; ``approval=pending`` is the approval queue."""
     found = user_list(by=_caller(request), approval=filters.approval, role=filters.role)
-    count = found.count()
-    start = (filters.page - 1) * filters.page_size
-    return {
-        "count": count,
-        "page": filters.page,
-        "page_size": filters.page_size,
-        "pages": math.ceil(count / filters.page_size),
-        "results": list(found[start : start + filters.page_size]),
-    }
+    return page_of(found, filters)
 
 
 @router.post("/users/{user_id}/approve", response={200: UserOut, **_ERRORS})

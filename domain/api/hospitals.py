@@ -1,4 +1,4 @@
-import math
+from typing import Any
 
 from django.http import HttpRequest
 from ninja import Query, Router
@@ -11,6 +11,7 @@ from domain.api.schemas import (
     HospitalPage,
     RegionOut,
     StatusContext,
+    page_of,
 )
 from domain.selectors.hospitals import (
     hospital_get,
@@ -28,7 +29,7 @@ def regions(request: HttpRequest) -> list[RegionOut]:
 
 
 @router.get("/hospitals", response={200: HospitalPage, 400: ErrorOut})
-def hospitals(request: HttpRequest, filters: Query[HospitalFilters]) -> HospitalPage:
+def hospitals(request: HttpRequest, filters: Query[HospitalFilters]) -> dict[str, Any]:
     """Hospitals with their current ER status, nearest first when ``lat``/``lon`` are given."""
     hits = hospital_search(
         lat=filters.lat,
@@ -39,17 +40,8 @@ def hospitals(request: HttpRequest, filters: Query[HospitalFilters]) -> Hospital
         needs=filters.need_list(),
         q=filters.q,
     )
-    start = (filters.page - 1) * filters.page_size
     context = StatusContext.now()
-    return HospitalPage(
-        count=len(hits),
-        page=filters.page,
-        page_size=filters.page_size,
-        pages=math.ceil(len(hits) / filters.page_size),
-        results=[
-            HospitalOut.build(hit, context) for hit in hits[start : start + filters.page_size]
-        ],
-    )
+    return page_of(hits, filters, lambda hit: HospitalOut.build(hit, context))
 
 
 @router.get("/hospitals/{hpid}", response={200: HospitalDetailOut, 404: ErrorOut})

@@ -1,4 +1,3 @@
-import math
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -7,7 +6,7 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import BaseModel
 
-from domain.api.schemas import MAX_PAGE_SIZE, ErrorOut
+from domain.api.schemas import ErrorOut, Paging, page_of
 from domain.api.security import access_token_auth
 from domain.models import AgeBand, Consciousness, DeclineReason, ReservationStatus, Sex, User
 from domain.selectors.reservations import reservation_summary
@@ -77,10 +76,8 @@ class ReservationPage(Schema):
     results: list[ReservationOut]
 
 
-class ListFilters(Schema):
+class ListFilters(Paging):
     status: Literal[tuple(ReservationStatus.values)] | None = None  # type: ignore[valid-type]
-    page: int = Field(1, ge=1, le=100_000)
-    page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
 
 
 class HistoryOut(Schema):
@@ -120,15 +117,7 @@ def create(request: HttpRequest, payload: RequestIn) -> Status[list[dict[str, An
 def list_reservations(request: HttpRequest, filters: Query[ListFilters]) -> dict[str, Any]:
     """A crew's own reservations, a hospital's queue, or (admins) all; newest first."""
     found = service.reservation_list(user=_user(request), status=filters.status)
-    count = found.count()
-    start = (filters.page - 1) * filters.page_size
-    return {
-        "count": count,
-        "page": filters.page,
-        "page_size": filters.page_size,
-        "pages": math.ceil(count / filters.page_size),
-        "results": [reservation_summary(r) for r in found[start : start + filters.page_size]],
-    }
+    return page_of(found, filters, reservation_summary)
 
 
 @router.get("/{reservation_id}", response={200: ReservationOut, **_ERRORS})

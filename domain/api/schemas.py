@@ -1,9 +1,12 @@
 """Request and response shapes of the JSON API (pydantic, published as OpenAPI)."""
 
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from django.db.models import QuerySet
 from django.utils import timezone
 from ninja import Field, Schema
 from pydantic import BaseModel, create_model, field_validator
@@ -41,6 +44,26 @@ RegionCode = Literal[
     "52",
 ]
 USERNAME_PATTERN = r"^[\w.@+-]+$"
+
+
+class Paging(Schema):
+    page: int = Field(1, ge=1, le=100_000)
+    page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
+
+
+def page_of(
+    items: Sequence[Any] | QuerySet[Any], paging: Paging, shape: Callable[[Any], Any] = lambda x: x
+) -> dict[str, Any]:
+    """One page of ``items`` in the API's page shape, each item passed through ``shape``."""
+    count = len(items) if isinstance(items, Sequence) else items.count()
+    start = (paging.page - 1) * paging.page_size
+    return {
+        "count": count,
+        "page": paging.page,
+        "page_size": paging.page_size,
+        "pages": math.ceil(count / paging.page_size),
+        "results": [shape(item) for item in items[start : start + paging.page_size]],
+    }
 
 
 class ErrorDetail(Schema):
@@ -134,7 +157,7 @@ class RegionOut(Schema):
         )
 
 
-class HospitalFilters(Schema):
+class HospitalFilters(Paging):
     lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
     lon: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
     radius_km: float | None = Field(None, gt=0, le=500, allow_inf_nan=False)
@@ -144,7 +167,6 @@ class HospitalFilters(Schema):
         None, max_length=200, description="Comma-separated equipment: ct,mri,angio,ventilator…"
     )
     q: str | None = Field(None, max_length=100, description="Name or address contains.")
-    page: int = Field(1, ge=1, le=10_000)
     page_size: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
 
     @field_validator(
