@@ -50,10 +50,14 @@ def _exclusively(name: str, ttl: float, poll: Callable[[polls.Tools], T]) -> T |
         connection.close()
 
 
+def _each_region(task: Any) -> None:
+    for region in REGIONS:
+        task.delay(region.code)
+
+
 @shared_task(name="ingestion.poll_beds")
 def poll_beds() -> None:
-    for region in REGIONS:
-        poll_region_beds.delay(region.code)
+    _each_region(poll_region_beds)
 
 
 @shared_task(name="ingestion.poll_region_beds", **_RETRY)
@@ -68,8 +72,7 @@ def poll_region_beds(region_code: str) -> dict[str, Any] | None:
 
 @shared_task(name="ingestion.poll_messages")
 def poll_messages() -> None:
-    for region in REGIONS:
-        poll_region_messages.delay(region.code)
+    _each_region(poll_region_messages)
 
 
 @shared_task(name="ingestion.poll_region_messages", **_RETRY)
@@ -83,8 +86,7 @@ def poll_region_messages(region_code: str) -> None:
 
 @shared_task(name="ingestion.poll_acceptance")
 def poll_acceptance() -> None:
-    for region in REGIONS:
-        poll_region_acceptance.delay(region.code)
+    _each_region(poll_region_acceptance)
 
 
 @shared_task(name="ingestion.poll_region_acceptance", **_RETRY)
