@@ -27,7 +27,11 @@ class TokenAuthMiddleware(BaseMiddleware):  # type: ignore[misc]
         try:
             if not token:
                 raise AuthenticationFailed("No token given.", code="token_missing")
-            authenticated = await database_sync_to_async(access_token_authenticate)(token=token)
+            # Not thread-sensitive: a crowd reconnecting at once is authenticated on several
+            # threads (each with its own database connection) instead of one at a time.
+            authenticated = await database_sync_to_async(
+                access_token_authenticate, thread_sensitive=False
+            )(token=token)
         except ApplicationError as exc:
             scope["auth_error"] = exc
         else:
