@@ -53,8 +53,6 @@ class WorkerReport:
     lost: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     completion: dict[int, float] = field(default_factory=dict)  # seq → slowest latency (ms)
-    last_seq: dict[int, int] = field(default_factory=dict)  # client → last seq received
-    first_seq: dict[int, int] = field(default_factory=dict)
     resumed: int = 0
     resume_failures: int = 0
     resume_seconds: float = 0.0
@@ -175,8 +173,6 @@ async def _worker_main(args: dict[str, Any], tokens: list[str], pipe: Connection
                 await asyncio.sleep(0.1)
             for client in live:
                 client.done = True
-                report.last_seq[client.index] = client.last or 0
-                report.first_seq[client.index] = client.first or 0
                 report.lost += _missing(client, last_seq)
             await asyncio.gather(*(c.socket.close() for c in live), return_exceptions=True)
             pipe.send(("report", asdict(report)))

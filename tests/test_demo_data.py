@@ -2,6 +2,7 @@ import json
 from importlib.resources import files
 
 from domain.demo_data import HOSPITAL_KEYS, demo_hospitals
+from domain.regions import REGIONS_BY_CODE
 
 REAL_COORDINATES = {
     "A1100015": (37.4929, 127.0463),
@@ -10,25 +11,7 @@ REAL_COORDINATES = {
     "A0000190": (37.5685066114755, 126.9678441210582),
     "A0000005": (37.57976260966429, 126.99897999722211),
 }
-REGION_CODES = {
-    "11",
-    "26",
-    "27",
-    "28",
-    "29",
-    "30",
-    "31",
-    "36",
-    "41",
-    "43",
-    "44",
-    "46",
-    "47",
-    "48",
-    "50",
-    "51",
-    "52",
-}
+REGION_CODES = set(REGIONS_BY_CODE)
 
 
 def _synthetic(hospitals: list[dict[str, object]]) -> list[dict[str, object]]:

@@ -24,25 +24,7 @@ from domain.selectors.reservations import held_counts
 from domain.severe_illness import SEVERE_ILLNESS_CATEGORIES
 
 MAX_PAGE_SIZE = 100
-RegionCode = Literal[
-    "11",
-    "26",
-    "27",
-    "28",
-    "29",
-    "30",
-    "31",
-    "36",
-    "41",
-    "43",
-    "44",
-    "46",
-    "47",
-    "48",
-    "50",
-    "51",
-    "52",
-]
+RegionCode = Literal[tuple(REGIONS_BY_CODE)]  # type: ignore[valid-type]
 USERNAME_PATTERN = r"^[\w.@+-]+$"
 
 
@@ -161,7 +143,7 @@ class HospitalFilters(Paging):
     lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
     lon: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
     radius_km: float | None = Field(None, gt=0, le=500, allow_inf_nan=False)
-    region: RegionCode | None = Field(None, description="Region code (GET /api/regions).")
+    region: RegionCode | None = Field(None, description="Region code (GET /api/regions).")  # type: ignore[valid-type]
     min_er_beds: int | None = Field(None, ge=0, le=1000)
     needs: str | None = Field(
         None, max_length=200, description="Comma-separated equipment: ct,mri,angio,ventilator…"
