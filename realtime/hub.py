@@ -14,7 +14,6 @@ import logging
 import os
 import socket
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 JOIN_TIMEOUT = 10.0
 IDLE_FEED_SECONDS = 60.0
+MAX_BATCH = 500  # pub/sub messages fanned out together at most
 _LIVE_PREFIX = "weer:{"
 _LIVE_SUFFIX = "}:live"
 
@@ -38,7 +38,7 @@ class Member:
     """One socket's membership of one stream; ``buffer`` collects events until it is live."""
 
     sink: Sink
-    buffer: deque[tuple[int, Frame]] = field(default_factory=deque)
+    buffer: list[tuple[int, Frame]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -93,10 +93,10 @@ class Hub:
         feed = self._feeds[stream]
         if feed.syncing.pop(id(member), None) is None:
             return
-        for seq, frame in member.buffer:
-            if seq > delivered and not member.sink.send(frame):
-                return
+        missed = [frame for seq, frame in member.buffer if seq > delivered]
         member.buffer.clear()
+        if missed and not member.sink.send(Frame.joined(missed)):
+            return
         feed.live[id(member)] = member.sink
 
     def leave(self, stream: str, member: Member) -> None:
@@ -126,21 +126,17 @@ class Hub:
 
     # -- fan-out ---------------------------------------------------------------------------
 
-    def _deliver(self, feed: Feed, seq: int, frame: Frame) -> None:
-        feed.last_seq = seq
+    def _deliver(self, feed: Feed, run: list[tuple[int, Frame]]) -> None:
+        """Fan a run of consecutive events out: one write of all of them per live socket."""
+        if not run:
+            return
+        feed.last_seq = run[-1][0]
         for member in feed.syncing.values():
-            member.buffer.append((seq, frame))
+            member.buffer.extend(run)
+        frame = Frame.joined([frame for _, frame in run])
         for sink in feed.live.values():
             sink.send(frame)
-        self.metrics.frames_sent += len(feed.live)
-
-    async def _on_message(self, feed: Feed, seq: int, frame: Frame) -> None:
-        if feed.last_seq is not None:
-            if seq <= feed.last_seq:
-                return
-            if seq > feed.last_seq + 1:
-                await self._repair(feed, feed.last_seq, seq - 1)
-        self._deliver(feed, seq, frame)
+        self.metrics.frames_sent += len(feed.live) * len(run)
 
     async def _repair(self, feed: Feed, after: int, upto: int) -> None:
         """Deliver from history what pub/sub lost after ``after`` up to ``upto``."""
@@ -151,8 +147,7 @@ class Hub:
                 logger.error("stream %s: events up to %s are gone from history", feed.stream, upto)
                 feed.last_seq = upto
                 return
-            for seq, raw in frames:
-                self._deliver(feed, seq, Frame(raw))
+            self._deliver(feed, [(seq, Frame(raw)) for seq, raw in frames])
             after = frames[-1][0]
 
     # -- the pub/sub connection -------------------------------------------------------------
@@ -174,7 +169,7 @@ class Hub:
                 message = await self._pubsub.get_message(timeout=1.0)
                 backoff = 0.1
                 if message is not None:
-                    await self._handle(message)
+                    await self._handle([message, *await self._more_messages()])
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -184,22 +179,48 @@ class Hub:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    async def _handle(self, message: dict[str, Any]) -> None:
-        channel = message["channel"].decode()
-        stream = channel[len(_LIVE_PREFIX) : -len(_LIVE_SUFFIX)]
-        feed = self._feeds.get(stream)
-        if feed is None:
-            return
-        if message["type"] == "subscribe":
-            feed.ready.set()
-            if feed.last_seq is not None:  # resubscribed after a lost connection
-                head = await stream_head(self.redis, stream)
-                if head > feed.last_seq:
-                    await self._repair(feed, feed.last_seq, head)
-        elif message["type"] == "message":
-            seq, _, payload = message["data"].partition(b" ")
-            await self._on_message(feed, int(seq), Frame(payload))
-            await _let_writes_go_out()
+    async def _more_messages(self) -> list[dict[str, Any]]:
+        """What pub/sub has already delivered beyond the message in hand (without waiting), so
+        that a burst of events, as one ingestion poll publishes, goes out in one write per
+        socket instead of one per event."""
+        more: list[dict[str, Any]] = []
+        while len(more) < MAX_BATCH:
+            message = await self._pubsub.get_message(timeout=0)
+            if message is None:
+                break
+            more.append(message)
+        return more
+
+    async def _handle(self, messages: list[dict[str, Any]]) -> None:
+        runs: dict[Feed, list[tuple[int, Frame]]] = {}
+        for message in messages:
+            channel = message["channel"].decode()
+            feed = self._feeds.get(channel[len(_LIVE_PREFIX) : -len(_LIVE_SUFFIX)])
+            if feed is None:
+                continue
+            if message["type"] == "subscribe":
+                self._deliver(feed, runs.pop(feed, []))
+                feed.ready.set()
+                if feed.last_seq is not None:  # resubscribed after a lost connection
+                    head = await stream_head(self.redis, feed.stream)
+                    if head > feed.last_seq:
+                        await self._repair(feed, feed.last_seq, head)
+            elif message["type"] == "message":
+                raw_seq, _, payload = message["data"].partition(b" ")
+                seq = int(raw_seq)
+                run = runs.setdefault(feed, [])
+                last = run[-1][0] if run else feed.last_seq
+                if last is not None:
+                    if seq <= last:
+                        continue
+                    if seq > last + 1:  # pub/sub lost some: history has them
+                        self._deliver(feed, runs.pop(feed))
+                        await self._repair(feed, last, seq - 1)
+                        run = runs.setdefault(feed, [])
+                run.append((seq, Frame(payload)))
+        for feed, run in runs.items():
+            self._deliver(feed, run)
+        await _let_writes_go_out()
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)

@@ -149,9 +149,8 @@ class Session:
             frames = await history_after(self._hub.redis, stream.name, delivered, head)
             if frames is None:
                 return None if delivered == since else delivered
-            for seq, payload in frames:
-                self._sink.send(Frame(payload))
-                delivered = seq
+            self._sink.send(Frame(*(payload for _, payload in frames)))
+            delivered = frames[-1][0]
             if not await self._sink.drain(DRAIN_TIMEOUT):
                 await self.slow_consumer()
                 return delivered

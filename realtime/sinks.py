@@ -1,9 +1,9 @@
 """Where a socket's outgoing frames go, with a bound on what a slow client may hold up.
 
-``Frame`` is an event encoded once: its text, its UTF-8 bytes and (built on first use) its
-ready-made websocket frame. Under daphne, ``TwistedSink`` writes that same prepared frame to
-every socket's transport (autobahn's ``sendPreparedMessage``, public API meant for broadcast)
-instead of one ASGI ``send`` per socket, and learns that a client is not reading from Twisted's
+``Frame`` is one event (or a burst of them) encoded once: UTF-8 payloads and (built on first
+use) the ready-made websocket frames, built with autobahn's ``PreparedMessage`` (its API meant
+for broadcast). Under daphne, ``TwistedSink`` writes those same bytes to every socket instead
+of one ASGI ``send`` per socket and message, and learns that a client is not reading from Twisted's
 producer API: the transport pauses us when its buffer passes 64 KiB. While paused, a socket
 may queue up to ``REALTIME_SEND_BUFFER_BYTES`` more; past that it is closed as too slow.
 Under any other ASGI server ``AsgiSink`` does the same through the ASGI ``send``.
@@ -12,7 +12,7 @@ Under any other ASGI server ``AsgiSink`` does the same through the ASGI ``send``
 import asyncio
 import functools
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
@@ -20,29 +20,37 @@ from twisted.internet import tcp
 
 
 class Frame:
-    """One outgoing message, encoded once however many sockets receive it."""
+    """One or more outgoing messages, encoded once however many sockets receive them: their
+    UTF-8 payloads and (built on first use) the websocket frames carrying them back to back, so
+    a socket takes a burst of events, or a replay, in one write."""
 
-    __slots__ = ("_prepared", "payload")
+    __slots__ = ("_wire", "payloads", "size")
 
-    def __init__(self, payload: bytes) -> None:
-        self.payload = payload
-        self._prepared: PreparedMessage | None = None
+    def __init__(self, *payloads: bytes) -> None:
+        self.payloads = payloads
+        self.size = sum(map(len, payloads))
+        self._wire: bytes | None = None
 
     @classmethod
     def of_text(cls, text: str) -> "Frame":
         return cls(text.encode())
 
-    @property
-    def text(self) -> str:
-        return self.payload.decode()
+    @classmethod
+    def joined(cls, frames: Sequence["Frame"]) -> "Frame":
+        return frames[0] if len(frames) == 1 else cls(*(p for f in frames for p in f.payloads))
 
     @property
-    def prepared(self) -> PreparedMessage:
-        if self._prepared is None:
-            self._prepared = PreparedMessage(
-                self.payload, isBinary=False, applyMask=False, doNotCompress=True
+    def texts(self) -> list[str]:
+        return [payload.decode() for payload in self.payloads]
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            self._wire = b"".join(
+                PreparedMessage(p, isBinary=False, applyMask=False, doNotCompress=True).payloadHybi
+                for p in self.payloads
             )
-        return self._prepared
+        return self._wire
 
 
 class Sink(Protocol):
@@ -75,23 +83,22 @@ class TwistedSink:
         # more HTTP to pace, so this socket's write pressure is reported to us instead.
         protocol.transport.unregisterProducer()
         protocol.registerProducer(self, True)
-        # Plain TCP without compression: frames can go to the socket at once (see _write).
+        # Plain TCP: frames can go to the socket at once (see _write).
         transport = protocol.transport
-        direct = isinstance(transport, tcp.Connection) and protocol._perMessageCompress is None
-        self._socket = transport.getHandle() if direct else None
+        self._socket = transport.getHandle() if isinstance(transport, tcp.Connection) else None
 
     def send(self, frame: Frame) -> bool:
         if not self._open or self._protocol.state != WebSocketProtocol.STATE_OPEN:
             return False
         if self._paused:
-            self._paused_bytes += len(frame.payload)
+            self._paused_bytes += frame.size
             if self._paused_bytes > self._limit:
                 self._overflow()
                 return False
         if self._socket is None:
-            self._protocol.sendPreparedMessage(frame.prepared)
+            self._protocol.sendData(frame.wire)
         else:
-            self._write(self._socket, frame.prepared.payloadHybi)
+            self._write(self._socket, frame.wire)
         return True
 
     def _write(self, sock: Any, data: bytes) -> None:
@@ -173,13 +180,13 @@ class AsgiSink:
     def send(self, frame: Frame) -> bool:
         if not self._open:
             return False
-        if self._queued_bytes + len(frame.payload) > self._limit:
+        if self._queued_bytes + frame.size > self._limit:
             self._open = False
             self._queue.clear()
             self._on_overflow()
             return False
         self._queue.append(frame)
-        self._queued_bytes += len(frame.payload)
+        self._queued_bytes += frame.size
         self._idle.clear()
         if self._writer is None:
             self._writer = asyncio.ensure_future(self._write_all())
@@ -189,8 +196,9 @@ class AsgiSink:
         try:
             while self._queue and self._open:
                 frame = self._queue.popleft()
-                self._queued_bytes -= len(frame.payload)
-                await self._send_text(frame.text)
+                self._queued_bytes -= frame.size
+                for text in frame.texts:
+                    await self._send_text(text)
         finally:
             self._writer = None
             self._idle.set()
@@ -216,9 +224,14 @@ def sink_for(
     on_overflow: OverflowHandler,
 ) -> Sink:
     """The fastest sink this server allows: daphne hands each application ``send`` as
-    ``partial(server.handle_reply, protocol)``, which gives us the autobahn protocol."""
+    ``partial(server.handle_reply, protocol)``, which gives us the autobahn protocol (daphne
+    never negotiates compression, so ready-made uncompressed frames may go to it)."""
     if isinstance(base_send, functools.partial) and base_send.args:
         protocol = base_send.args[0]
-        if hasattr(protocol, "sendPreparedMessage") and hasattr(protocol, "registerProducer"):
+        if (
+            hasattr(protocol, "sendData")
+            and hasattr(protocol, "registerProducer")
+            and getattr(protocol, "_perMessageCompress", None) is None
+        ):
             return TwistedSink(protocol, limit, on_overflow)
     return AsgiSink(send_text, limit, on_overflow)
