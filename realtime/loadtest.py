@@ -57,6 +57,7 @@ class WorkerReport:
     resume_failures: int = 0
     resume_seconds: float = 0.0
     closed_by_server: dict[str, int] = field(default_factory=dict)
+    cpu_seconds: float = 0.0  # this process's CPU from connected to finished
 
 
 class _Client:
@@ -139,6 +140,7 @@ async def _worker_main(args: dict[str, Any], tokens: list[str], pipe: Connection
     for client in live:
         client.task = asyncio.create_task(read(client))
     pipe.send(("ready", report.connected, report.connect_failures, report.connect_seconds))
+    cpu_at_ready = time.process_time()
 
     loop = asyncio.get_running_loop()
     while True:
@@ -174,8 +176,9 @@ async def _worker_main(args: dict[str, Any], tokens: list[str], pipe: Connection
             for client in live:
                 client.done = True
                 report.lost += _missing(client, last_seq)
+            report.cpu_seconds = time.process_time() - cpu_at_ready
+            pipe.send(("report", asdict(report)))  # before closing, which costs the server CPU
             await asyncio.gather(*(c.socket.close() for c in live), return_exceptions=True)
-            pipe.send(("report", asdict(report)))
             return
 
 
@@ -291,6 +294,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         else _SimulatorDriver(options.simulator_url, options.hpid)
     )
     count = int(options.rate * options.duration)
+    server_cpu_at_start = _cpu_seconds(options.server_pids)
     storm_at = int(count * options.storm_at) if options.storm_percent else -1
     last_seq = 0
     storm: dict[str, Any] = {}
@@ -320,11 +324,30 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     for pipe in pipes:
         pipe.send(("finish", last_seq))
     reports = [pipe.recv()[1] for pipe in pipes]
+    server_cpu = _cpu_seconds(options.server_pids) - server_cpu_at_start
     for worker in workers:
-        worker.join(10)
+        worker.join(30)
     return _report(
-        options, reports, connected, failures, connect_seconds, count, send_seconds, storm
+        options,
+        reports,
+        connected,
+        failures,
+        connect_seconds,
+        count,
+        send_seconds,
+        storm,
+        server_cpu,
     )
+
+
+def _cpu_seconds(pids: Sequence[int]) -> float:
+    """CPU time (user + system) used so far by these local processes, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def _report(
@@ -336,6 +359,7 @@ def _report(
     count: int,
     send_seconds: float,
     storm: dict[str, Any],
+    server_cpu: float,
 ) -> dict[str, Any]:
     latencies = sorted(x for r in reports for x in r["latencies_ms"])
     slowest: dict[int, float] = {}
@@ -378,6 +402,11 @@ def _report(
         },
         "closed_by_server": closed,
         "reconnect_storm": storm or None,
+        "cpu_seconds": {  # while events were sent (CPU seconds, not wall time)
+            "clients": round(sum(r["cpu_seconds"] for r in reports), 2),
+            "server": round(server_cpu, 2) if options.server_pids else None,
+            "wall": round(send_seconds, 2),
+        },
     }
 
 
@@ -438,6 +467,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-duplicates", type=int, default=0)
     p.add_argument("--max-connect-failures", type=int, default=0)
     p.add_argument("--json", type=Path, help="write the report here too")
+    p.add_argument(
+        "--server-pids",
+        type=lambda text: [int(pid) for pid in text.split(",") if pid],
+        default=[],
+        help="comma-separated ids of server processes on this machine: report their CPU too",
+    )
     return p
 
 
