@@ -17,6 +17,7 @@ Tokens come from ``manage.py issue_tokens``.
 
 import argparse
 import asyncio
+import functools
 import json
 import math
 import multiprocessing
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.request import Request, urlopen
 
-import websockets
+from realtime.loadclient import StreamClient
 
 LOST_WAIT_SECONDS = 10.0  # after the last event, how long clients may take before misses count
 _ENVELOPE = re.compile(
@@ -61,15 +62,14 @@ class WorkerReport:
 
 
 class _Client:
-    __slots__ = ("done", "first", "index", "last", "seen", "socket", "task")
+    __slots__ = ("done", "first", "index", "last", "seen", "socket")
 
     def __init__(self, index: int) -> None:
         self.index = index
-        self.socket: Any = None
+        self.socket: StreamClient | None = None
         self.first: int | None = None
         self.last: int | None = None
         self.seen: set[int] = set()
-        self.task: asyncio.Task[None] | None = None
         self.done = False
 
 
@@ -83,53 +83,52 @@ async def _worker_main(args: dict[str, Any], tokens: list[str], pipe: Connection
     async def connect(client: _Client, since: int | None) -> bool:
         async with semaphore:
             try:
-                client.socket = await websockets.connect(
-                    f"{args['ws_url']}?token={tokens[client.index]}",
-                    max_size=2**24,
-                    open_timeout=30,
-                    ping_interval=None,
-                    max_queue=None,
+                socket = client.socket = await StreamClient.open(
+                    f"{args['ws_url']}?token={tokens[client.index]}"
                 )
                 message: dict[str, Any] = {"type": "subscribe", "streams": [stream]}
                 if since is not None:
                     message["since"] = {stream: since}
-                await client.socket.send(json.dumps(message))
-                subscribed = json.loads(await client.socket.recv())
+                socket.send_text(json.dumps(message))
+                subscribed = json.loads(await socket.recv())
                 if subscribed.get("type") != "subscribed":
                     raise RuntimeError(subscribed)
                 if client.first is None:
                     client.first = subscribed["seq"] + 1
                 if since is None:
-                    await client.socket.recv()  # the snapshot
-                return True
+                    await socket.recv()  # the snapshot
             except Exception:  # counted; any failure to connect or subscribe is one
+                if client.socket is not None:
+                    client.socket.abort()
                 return False
+            socket.stream_to(functools.partial(receive, client))
+            socket.closed.add_done_callback(functools.partial(closed, client))
+            return True
 
-    async def read(client: _Client) -> None:
-        try:
-            while True:
-                raw = await client.socket.recv(decode=False)
-                now = time.time() * 1000
-                # The server's frames start with a fixed envelope; reading seq and ts from it
-                # costs a fraction of decoding JSON, which keeps the client from being the limit.
-                head = _ENVELOPE.match(raw)
-                if head is None or head["stream"] != stream_bytes:
-                    continue
-                seq, ts = int(head["seq"]), int(head["ts"])
-                if seq in client.seen:
-                    report.duplicates += 1
-                    continue
-                client.seen.add(seq)
-                client.last = max(seq, client.last or 0)
-                report.deliveries += 1
-                latency = now - ts
-                report.latencies_ms.append(latency)
-                if latency > report.completion.get(seq, -math.inf):
-                    report.completion[seq] = latency
-        except websockets.ConnectionClosed as closed:
-            code = str(closed.rcvd.code if closed.rcvd else 1006)
-            if not client.done:
-                report.closed_by_server[code] = report.closed_by_server.get(code, 0) + 1
+    def receive(client: _Client, raw: bytes) -> None:
+        now = time.time() * 1000
+        # The server's frames start with a fixed envelope; reading seq and ts from it
+        # costs a fraction of decoding JSON, which keeps the client from being the limit.
+        head = _ENVELOPE.match(raw)
+        if head is None or head["stream"] != stream_bytes:
+            return
+        seq, ts = int(head["seq"]), int(head["ts"])
+        if seq in client.seen:
+            report.duplicates += 1
+            return
+        client.seen.add(seq)
+        if client.last is None or seq > client.last:
+            client.last = seq
+        report.deliveries += 1
+        latency = now - ts
+        report.latencies_ms.append(latency)
+        if latency > report.completion.get(seq, -math.inf):
+            report.completion[seq] = latency
+
+    def closed(client: _Client, code: "asyncio.Future[int]") -> None:
+        if not client.done:
+            key = str(code.result())
+            report.closed_by_server[key] = report.closed_by_server.get(key, 0) + 1
 
     started = time.monotonic()
     results = await asyncio.gather(*(connect(c, None) for c in clients))
@@ -137,8 +136,6 @@ async def _worker_main(args: dict[str, Any], tokens: list[str], pipe: Connection
     report.connected = sum(results)
     report.connect_failures = len(results) - report.connected
     live = [c for c, ok in zip(clients, results, strict=True) if ok]
-    for client in live:
-        client.task = asyncio.create_task(read(client))
     pipe.send(("ready", report.connected, report.connect_failures, report.connect_seconds))
     cpu_at_ready = time.process_time()
 
@@ -150,16 +147,14 @@ async def _worker_main(args: dict[str, Any], tokens: list[str], pipe: Connection
             victims = random.Random(os.getpid()).sample(live, int(len(live) * share))  # noqa: S311
             for client in victims:
                 client.done = True
-                client.socket.transport.abort()
-            await asyncio.gather(*(c.task for c in victims if c.task), return_exceptions=True)
+                if client.socket is not None:
+                    client.socket.abort()
+            await asyncio.gather(*(c.socket.closed for c in victims if c.socket))
             storm_started = time.monotonic()
 
             async def resume(client: _Client) -> bool:
                 client.done = False
-                ok = await connect(client, client.last if client.last is not None else 0)
-                if ok:
-                    client.task = asyncio.create_task(read(client))
-                return ok
+                return await connect(client, client.last if client.last is not None else 0)
 
             outcomes = await asyncio.gather(*(resume(c) for c in victims))
             report.resume_seconds = time.monotonic() - storm_started
@@ -170,7 +165,7 @@ async def _worker_main(args: dict[str, Any], tokens: list[str], pipe: Connection
             last_seq = command[1]
             deadline = time.monotonic() + LOST_WAIT_SECONDS
             while time.monotonic() < deadline and any(  # noqa: ASYNC110 - bounded straggler wait
-                (c.last or 0) < last_seq for c in live if not c.socket.close_code
+                (c.last or 0) < last_seq for c in live if c.socket and c.socket.is_open
             ):
                 await asyncio.sleep(0.1)
             for client in live:
@@ -178,7 +173,9 @@ async def _worker_main(args: dict[str, Any], tokens: list[str], pipe: Connection
                 report.lost += _missing(client, last_seq)
             report.cpu_seconds = time.process_time() - cpu_at_ready
             pipe.send(("report", asdict(report)))  # before closing, which costs the server CPU
-            await asyncio.gather(*(c.socket.close() for c in live), return_exceptions=True)
+            await asyncio.gather(
+                *(c.socket.close() for c in live if c.socket), return_exceptions=True
+            )
             return
 
 
@@ -411,9 +408,12 @@ def _report(
 
 
 async def _stream_head(ws_url: str, token: str, stream: str) -> int:
-    async with websockets.connect(f"{ws_url}?token={token}", max_size=2**24) as socket:
-        await socket.send(json.dumps({"type": "subscribe", "streams": [stream]}))
+    socket = await StreamClient.open(f"{ws_url}?token={token}")
+    try:
+        socket.send_text(json.dumps({"type": "subscribe", "streams": [stream]}))
         return int(json.loads(await socket.recv())["seq"])
+    finally:
+        await socket.close()
 
 
 def _progress(text: str) -> None:
