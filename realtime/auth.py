@@ -5,6 +5,7 @@ consumer closes unauthenticated sockets with a documented code after accepting t
 code can only be sent on an accepted socket).
 """
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -12,7 +13,22 @@ from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 
 from domain.errors import ApplicationError, AuthenticationFailed
+from domain.models import User
 from domain.services.tokens import access_token_authenticate
+
+
+@dataclass(frozen=True, slots=True)
+class SocketUser:
+    """All a socket needs of its user, kept for the connection's life instead of the ``User``
+    row (a model instance and its fields cost about 1 KB per socket)."""
+
+    id: int
+    role: str
+    hpid: str | None  # the hospital of ER staff
+
+    @classmethod
+    def of(cls, user: User) -> "SocketUser":
+        return cls(user.pk, user.role, user.hospital.hpid if user.hospital else None)
 
 
 def _token_from_query(query_string: bytes) -> str | None:
@@ -35,6 +51,6 @@ class TokenAuthMiddleware(BaseMiddleware):  # type: ignore[misc]
         except ApplicationError as exc:
             scope["auth_error"] = exc
         else:
-            scope["user"] = authenticated.user
+            scope["user"] = SocketUser.of(authenticated.user)
             scope["token_expires_at"] = authenticated.expires_at
         return await super().__call__(scope, receive, send)

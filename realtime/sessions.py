@@ -14,8 +14,8 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from domain.models import User
 from realtime import close_codes
+from realtime.auth import SocketUser
 from realtime.hub import Hub, Member
 from realtime.publishing import encode_json, history_after, stream_head
 from realtime.sinks import Frame, Sink
@@ -32,7 +32,7 @@ DRAIN_TIMEOUT = 30.0  # a replay waits this long for a paused client before givi
 
 
 class Session:
-    def __init__(self, *, user: User, hub: Hub, sink: Sink, close: Closer) -> None:
+    def __init__(self, *, user: SocketUser, hub: Hub, sink: Sink, close: Closer) -> None:
         self.user = user
         self._hub = hub
         self._sink = sink

@@ -77,12 +77,12 @@ class TwistedSink:
         self._paused_bytes = 0
         self._paused = False
         self._open = True
-        self._resumed = asyncio.Event()
-        self._resumed.set()
+        self._resumed: asyncio.Event | None = None  # made when first needed: most never are
         # twisted.web's HTTPChannel stays registered after the websocket upgrade; it has no
         # more HTTP to pace, so this socket's write pressure is reported to us instead.
         protocol.transport.unregisterProducer()
         protocol.registerProducer(self, True)
+        _release_handshake(protocol)
         # Plain TCP: frames can go to the socket at once (see _write).
         transport = protocol.transport
         self._socket = transport.getHandle() if isinstance(transport, tcp.Connection) else None
@@ -130,20 +130,28 @@ class TwistedSink:
         transport.write(data)
 
     async def drain(self, seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(self._resumed.wait(), seconds)
-        except TimeoutError:
-            return False
+        if self._paused and self._open:
+            if self._resumed is None:
+                self._resumed = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._resumed.wait(), seconds)
+            except TimeoutError:
+                return False
         return self._open
 
     def detach(self) -> None:
         self._open = False
-        self._resumed.set()
+        self._wake_drain()
 
     def _overflow(self) -> None:
         self._open = False
-        self._resumed.set()
+        self._wake_drain()
         self._on_overflow()
+
+    def _wake_drain(self) -> None:
+        if self._resumed is not None:
+            self._resumed.set()
+            self._resumed = None
 
     # IPushProducer, called by the Twisted transport.
     def pauseProducing(self) -> None:
@@ -151,14 +159,28 @@ class TwistedSink:
         if not self._paused:
             self._paused = True
             self._paused_bytes = 0
-            self._resumed.clear()
 
     def resumeProducing(self) -> None:
         self._paused = False
-        self._resumed.set()
+        self._wake_drain()
 
     def stopProducing(self) -> None:
         self.detach()
+
+
+# What autobahn keeps of the opening handshake (the raw request, its headers and parsed query,
+# which holds the token) and never reads again once the socket is open.
+_HANDSHAKE_LEFTOVERS = {"http_request_data": b"", "http_headers": {}, "http_request_params": {}}
+
+
+def _release_handshake(protocol: Any) -> None:
+    """Drop the handshake's leftovers on an open socket: about 2 KB each, kept for hours."""
+    for name, empty in _HANDSHAKE_LEFTOVERS.items():
+        if name in protocol.__dict__:
+            setattr(protocol, name, type(empty)())
+    request = getattr(protocol, "request", None)  # daphne logs its .path when the socket ends
+    if request is not None:
+        request.headers, request.params = {}, {}
 
 
 class AsgiSink:

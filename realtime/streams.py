@@ -7,9 +7,13 @@ hospital. ``crew.<user id>``: that ambulance user. ``metrics``: administrators.
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from domain.models import Role, User
+from domain.models import Role
 from domain.regions import REGIONS_BY_CODE
+
+if TYPE_CHECKING:
+    from realtime.auth import SocketUser
 
 BEDS_ALL = "beds.all"
 METRICS = "metrics"
@@ -48,18 +52,14 @@ def stream_parse(name: object) -> Stream | None:
     return Stream(name, kind, key)
 
 
-def stream_allowed(user: User, stream: Stream) -> bool:
+def stream_allowed(user: "SocketUser", stream: Stream) -> bool:
     """Whether ``user`` (already known to be active) may receive ``stream``."""
     if stream.kind is StreamKind.BEDS:
         return True
     if stream.kind is StreamKind.HOSPITAL:
-        return (
-            user.role == Role.HOSPITAL
-            and user.hospital is not None
-            and (user.hospital.hpid == stream.key)
-        )
+        return user.role == Role.HOSPITAL and user.hpid == stream.key
     if stream.kind is StreamKind.CREW:
-        return user.role == Role.AMBULANCE and str(user.pk) == stream.key
+        return user.role == Role.AMBULANCE and str(user.id) == stream.key
     return user.role == Role.ADMIN
 
 
