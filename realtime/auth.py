@@ -38,19 +38,27 @@ def _token_from_query(query_string: bytes) -> str | None:
 
 class TokenAuthMiddleware(BaseMiddleware):  # type: ignore[misc]
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        scope = dict(scope, user=None, token_expires_at=None, auth_error=None)
-        token = _token_from_query(scope.get("query_string", b""))
-        try:
-            if not token:
-                raise AuthenticationFailed("No token given.", code="token_missing")
-            # Not thread-sensitive: a crowd reconnecting at once is authenticated on several
-            # threads (each with its own database connection) instead of one at a time.
-            authenticated = await database_sync_to_async(
-                access_token_authenticate, thread_sensitive=False
-            )(token=token)
-        except ApplicationError as exc:
-            scope["auth_error"] = exc
-        else:
-            scope["user"] = SocketUser.of(authenticated.user)
-            scope["token_expires_at"] = authenticated.expires_at
-        return await super().__call__(scope, receive, send)
+        # One copy of the scope (BaseMiddleware would make a second), and nothing else held
+        # in this frame, which lives as long as the socket.
+        scope = dict(scope, **await _authenticate(scope.get("query_string", b"")))
+        return await self.inner(scope, receive, send)
+
+
+async def _authenticate(query_string: bytes) -> dict[str, Any]:
+    """The scope entries that say who is on the socket, or why nobody is."""
+    token = _token_from_query(query_string)
+    try:
+        if not token:
+            raise AuthenticationFailed("No token given.", code="token_missing")
+        # Not thread-sensitive: a crowd reconnecting at once is authenticated on several
+        # threads (each with its own database connection) instead of one at a time.
+        authenticated = await database_sync_to_async(
+            access_token_authenticate, thread_sensitive=False
+        )(token=token)
+    except ApplicationError as exc:
+        return {"user": None, "token_expires_at": None, "auth_error": exc}
+    return {
+        "user": SocketUser.of(authenticated.user),
+        "token_expires_at": authenticated.expires_at,
+        "auth_error": None,
+    }

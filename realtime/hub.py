@@ -33,7 +33,7 @@ _LIVE_PREFIX = "weer:{"
 _LIVE_SUFFIX = "}:live"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Member:
     """One socket's membership of one stream; ``buffer`` collects events until it is live."""
 

@@ -32,6 +32,18 @@ DRAIN_TIMEOUT = 30.0  # a replay waits this long for a paused client before givi
 
 
 class Session:
+    __slots__ = (
+        "_close",
+        "_closer",
+        "_closing",
+        "_error_allowance",
+        "_error_checked",
+        "_hub",
+        "_members",
+        "_sink",
+        "user",
+    )  # one per socket: slots keep ~300 bytes each off every idle connection
+
     def __init__(self, *, user: SocketUser, hub: Hub, sink: Sink, close: Closer) -> None:
         self.user = user
         self._hub = hub

@@ -70,6 +70,17 @@ OverflowHandler = Callable[[], None]
 class TwistedSink:
     """Writes straight to daphne's autobahn protocol. Implements Twisted's IPushProducer."""
 
+    __slots__ = (
+        "_limit",
+        "_on_overflow",
+        "_open",
+        "_paused",
+        "_paused_bytes",
+        "_protocol",
+        "_resumed",
+        "_socket",
+    )
+
     def __init__(self, protocol: Any, limit: int, on_overflow: OverflowHandler) -> None:
         self._protocol = protocol
         self._limit = limit
@@ -181,6 +192,10 @@ def _release_handshake(protocol: Any) -> None:
     request = getattr(protocol, "request", None)  # daphne logs its .path when the socket ends
     if request is not None:
         request.headers, request.params = {}, {}
+    # daphne's copy of the headers is also the scope's: read at connect (origin, auth) only.
+    headers = getattr(protocol, "clean_headers", None)
+    if isinstance(headers, list):
+        headers.clear()
 
 
 class AsgiSink:

@@ -105,7 +105,7 @@ def _run_daphne(log_dir: Path) -> Iterator[DaphneServer]:
     command = [
         sys.executable,
         "-m",
-        "daphne",
+        "realtime.server",  # daphne as weer-serve runs it
         "-b",
         "127.0.0.1",
         "-p",
