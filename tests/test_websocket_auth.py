@@ -74,3 +74,16 @@ async def test_foreign_browser_origin_is_refused(daphne_server) -> None:
     ) as socket:
         await socket.send('{"type":"ping"}')
         assert json.loads(await asyncio.wait_for(socket.recv(), 5)) == {"type": "pong"}
+
+
+async def test_websockets_on_any_other_path_are_refused(daphne_server) -> None:
+    """Only /ws/ opens a websocket; another path is refused in the handshake."""
+    user = await asyncio.to_thread(UserFactory)
+    token = access_token_issue(user=user)
+    for path in ("/ws", "/ws/x/", "/api/ws/"):
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(
+                f"ws://127.0.0.1:{daphne_server.port}{path}?token={token}"
+            ):
+                pass
+        assert refused.value.response.status_code == 403, path
