@@ -1,4 +1,4 @@
-# Production image: daphne, Celery worker and beat all run from it (see k8s/).
+# Production image: the web server (daphne, via weer-serve), Celery worker and beat all run from it (see k8s/).
 FROM python:3.11-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libmariadb-dev pkg-config gcc \
@@ -15,4 +15,5 @@ RUN pip install --no-cache-dir . && useradd --uid 10001 --no-create-home weer
 USER 10001
 ENV PYTHONUNBUFFERED=1
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "project.asgi:application"]
+# weer-serve runs WEB_PROCESSES daphne processes (default 1: scale with replicas instead).
+CMD ["weer-serve", "-b", "0.0.0.0", "-p", "8000", "--", "--proxy-headers"]

@@ -87,34 +87,30 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@contextlib.contextmanager
-def _run_daphne(log_dir: Path) -> Iterator[DaphneServer]:
+def server_env() -> dict[str, str]:
+    """The environment of a server process on the test database and Redis."""
     db = settings.DATABASES["default"]
     database_url = (
         f"mysql://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 3306}"
         f"/{db['NAME']}"
     )
-    port = _free_port()
-    log_path = log_dir / f"daphne-{port}.log"
-    env = {
+    return {
         **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": settings.REDIS_URL,
         "DEBUG": "false",
     }
-    command = [
-        sys.executable,
-        "-m",
-        "realtime.server",  # daphne as weer-serve runs it
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "project.asgi:application",
-    ]
+
+
+@contextlib.contextmanager
+def run_server(log_dir: Path, *command: str) -> Iterator[DaphneServer]:
+    """Run ``python <command> -b 127.0.0.1 -p <free port>`` until the port answers."""
+    port = _free_port()
+    log_path = log_dir / f"server-{port}.log"
+    argv = [sys.executable, *command, "-b", "127.0.0.1", "-p", str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR
+            argv, env=server_env(), stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR
         )
         try:
             deadline = time.monotonic() + 30
@@ -125,13 +121,18 @@ def _run_daphne(log_dir: Path) -> Iterator[DaphneServer]:
                 except OSError:
                     if process.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(
-                            f"daphne did not start:\n{log_path.read_text()}"
+                            f"the server did not start:\n{log_path.read_text()}"
                         ) from None
                     time.sleep(0.1)
             yield DaphneServer(process, port, log_path)
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+def _run_daphne(log_dir: Path) -> contextlib.AbstractContextManager[DaphneServer]:
+    """daphne as weer-serve runs it, as one process (its memory is the process's own)."""
+    return run_server(log_dir, "-m", "realtime.server", "project.asgi:application")
 
 
 @pytest.fixture(scope="session")
