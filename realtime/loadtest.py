@@ -27,13 +27,14 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 from urllib.request import Request, urlopen
 
+from realtime.gctuning import tune_for_many_connections
 from realtime.loadclient import StreamClient
 
 LOST_WAIT_SECONDS = 10.0  # after the last event, how long clients may take before misses count
@@ -194,6 +195,7 @@ def _worker(args: dict[str, Any], tokens: list[str], pipe: Connection) -> None:
         uvloop.install()
     except ImportError:
         pass
+    tune_for_many_connections()  # a collector pause here would read as server latency
     asyncio.run(_worker_main(args, tokens, pipe))
 
 
@@ -249,13 +251,17 @@ class _SimulatorDriver:
 # -- the controller ----------------------------------------------------------------------------
 
 
-def _percentile(ordered: Sequence[float], q: float) -> float:
+def percentile(ordered: Sequence[float], q: float) -> float:
     if not ordered:
         return math.nan
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
-def run(options: argparse.Namespace) -> dict[str, Any]:
+def run(
+    options: argparse.Namespace, on_connected: Callable[[], dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """One load run; ``on_connected`` is called once every client is connected, before any
+    event, and what it returns goes into the report under ``at_connected``."""
     tokens = [t for t in Path(options.tokens).read_text().split() if t][: options.clients]
     if len(tokens) < options.clients:
         raise SystemExit(f"{options.tokens} has {len(tokens)} tokens; {options.clients} needed")
@@ -285,6 +291,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         f"({failures} failures) over {processes} processes"
     )
 
+    at_connected = on_connected() if on_connected else None
     driver: _PublishDriver | _SimulatorDriver = (
         _PublishDriver(options.stream)
         if options.drive == "publish"
@@ -324,7 +331,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     server_cpu = _cpu_seconds(options.server_pids) - server_cpu_at_start
     for worker in workers:
         worker.join(30)
-    return _report(
+    report = _report(
         options,
         reports,
         connected,
@@ -335,6 +342,9 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         storm,
         server_cpu,
     )
+    if at_connected is not None:
+        report["at_connected"] = at_connected
+    return report
 
 
 def _cpu_seconds(pids: Sequence[int]) -> float:
@@ -386,15 +396,15 @@ def _report(
         "lost": sum(r["lost"] for r in reports),
         "duplicates": sum(r["duplicates"] for r in reports),
         "latency_ms": {
-            "p50": _percentile(latencies, 0.5),
-            "p95": _percentile(latencies, 0.95),
-            "p99": _percentile(latencies, 0.99),
+            "p50": percentile(latencies, 0.5),
+            "p95": percentile(latencies, 0.95),
+            "p99": percentile(latencies, 0.99),
             "max": round(latencies[-1], 1) if latencies else math.nan,
             "mean": round(statistics.mean(latencies), 1) if latencies else math.nan,
         },
         "completion_ms": {
-            "p50": _percentile(completion, 0.5),
-            "p99": _percentile(completion, 0.99),
+            "p50": percentile(completion, 0.5),
+            "p99": percentile(completion, 0.99),
             "max": round(completion[-1], 1) if completion else math.nan,
         },
         "closed_by_server": closed,
@@ -441,7 +451,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--url", default="http://127.0.0.1:8000", help="the deployment")
     p.add_argument("--tokens", required=True, help="file of access tokens, one per line")
     p.add_argument("--clients", type=int, default=1000)
-    p.add_argument("--processes", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    p.add_argument("--processes", type=int, default=os.cpu_count() or 2, help="client processes")
     p.add_argument("--stream", default="beds.all")
     p.add_argument("--drive", choices=["publish", "simulator"], default="publish")
     p.add_argument("--simulator-url", default="http://127.0.0.1:8001")
@@ -468,6 +478,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-connect-failures", type=int, default=0)
     p.add_argument("--json", type=Path, help="write the report here too")
     p.add_argument(
+        "--targets",
+        action="store_true",
+        help="run every target scenario of docs/performance.md in turn and check each "
+        "(needs 10,000 tokens in --tokens and --staff-token); other scenario options are ignored",
+    )
+    p.add_argument(
+        "--staff-token",
+        type=Path,
+        help="--targets: file with an ER staff token, for the reservation round trips",
+    )
+    p.add_argument(
         "--server-pids",
         type=lambda text: [int(pid) for pid in text.split(",") if pid],
         default=[],
@@ -478,6 +499,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parser().parse_args(argv)
+    if options.targets:
+        from realtime.loadtest_targets import run_targets
+
+        return run_targets(options)
     report = run(options)
     text = json.dumps(report, indent=2)
     print(text)

@@ -9,6 +9,7 @@ the per-process figures in Prometheus text format from any process.
 import asyncio
 import json
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -69,6 +70,7 @@ class ProcessMetrics:
             "abuse_closes": self.abuse_closes,
             "resumes": self.resumes,
             "snapshots": self.snapshots,
+            "rss_bytes": resident_memory_bytes(),
         }
 
     async def report_forever(self, hub: "Hub") -> None:
@@ -98,6 +100,18 @@ class ProcessMetrics:
         summary["ingestion"] = await aread_ingestion_metrics(client)
         await client.set(LATEST_KEY, json.dumps(summary), px=ttl_ms)
         await apublish_event(client, METRICS, "metrics.snapshot", summary)
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_memory_bytes() -> int | None:
+    """This process's resident memory (Linux), for memory per connection under load."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except OSError:
+        return None
 
 
 async def read_process_metrics(client: "redis.asyncio.Redis") -> dict[str, dict[str, Any]]:
@@ -143,7 +157,10 @@ class _Aggregator:
             "at": int(time.time() * 1000),
             "connections": {"total": sum(by_role.values()), "by_role": dict(by_role)},
             "processes": {
-                name: {"connections": sum(figures["connections"].values())}
+                name: {
+                    "connections": sum(figures["connections"].values()),
+                    "rss_bytes": figures.get("rss_bytes"),
+                }
                 for name, figures in processes.items()
             },
             "subscriptions": dict(subscriptions),
@@ -193,7 +210,14 @@ class RedisMetricsCollector(Collector):
                 ("snapshots", "Snapshots served"),
             )
         }
+        resident = GaugeMetricFamily(
+            "weer_process_resident_memory_bytes",
+            "Resident memory of each server process",
+            labels=["process"],
+        )
         for process, figures in processes.items():
+            if figures.get("rss_bytes") is not None:
+                resident.add_metric([process], figures["rss_bytes"])
             for role, n in figures["connections"].items():
                 connections.add_metric([process, role], n)
             for stream, n in figures["subscriptions"].items():
@@ -202,7 +226,7 @@ class RedisMetricsCollector(Collector):
                 family.add_metric([process], figures[name])
         published = CounterMetricFamily("weer_events_published", "Events published")
         published.add_metric([], int(self._client.get(PUBLISHED_COUNTER) or 0))
-        yield from (connections, subscriptions, *counters.values(), published)
+        yield from (connections, subscriptions, resident, *counters.values(), published)
         yield from _ingestion_families(read_ingestion_metrics(self._client))
 
 

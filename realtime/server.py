@@ -5,6 +5,7 @@ four deques and an ``Event`` (about 2.9 KB), held for the socket's whole life. A
 receives a message now and then, so ``Inbox`` (a list made on first use and one waiter) does
 the same job for a tenth of that. Used through daphne's own extension point,
 ``CommandLineInterface.server_class``; ``weer-serve`` runs this instead of plain ``daphne``.
+It also tunes the garbage collector for many connections (``realtime.gctuning``).
 """
 
 import asyncio
@@ -13,6 +14,8 @@ from typing import Any
 
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
+
+from realtime.gctuning import tune_for_many_connections
 
 
 class Inbox:
@@ -43,6 +46,10 @@ class Inbox:
 
 
 class WeerServer(Server):  # type: ignore[misc]
+    def run(self) -> None:
+        tune_for_many_connections()  # the application is imported by now
+        super().run()
+
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> Inbox | None:
         """daphne's ``create_application`` (4.2), with an ``Inbox`` for its queue."""
         assert "application_instance" not in self.connections[protocol]  # noqa: S101 - as daphne

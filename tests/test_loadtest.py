@@ -1,6 +1,7 @@
 """weer-loadtest at small scale against a real daphne process: nothing lost, nothing doubled,
 also across a reconnect storm."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from domain.models import Role
 from domain.services.tokens import access_token_issue
 from domain.services.users import synthetic_users_ensure
 from realtime.loadtest import main, parser, run
+from realtime.loadtest_targets import REPORT_SECONDS, _server_memory
 from tests.conftest import DaphneServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -76,3 +78,27 @@ def test_missed_threshold_exits_non_zero(daphne_server: DaphneServer, tokens: Pa
         ]
     )
     assert code == 1
+
+
+def test_server_memory_is_read_from_the_deployments_metrics(
+    daphne_server: DaphneServer, tokens: Path
+) -> None:
+    """--targets divides the server's resident-memory growth by the sockets it added: both
+    come from /metrics, reported by every server process."""
+    before = _server_memory(daphne_server.http_url)
+    options = parser().parse_args(
+        [
+            *("--url", daphne_server.http_url, "--tokens", str(tokens), "--clients", "50"),
+            *("--processes", "1", "--stream", "beds.47", "--rate", "1", "--duration", "1"),
+        ]
+    )
+    report = run(options, on_connected=lambda: _server_memory_after_report(daphne_server))
+    during = report["at_connected"]
+    assert during["processes"] == before["processes"] == 1
+    assert during["connections"] == before["connections"] + 50
+    assert during["rss_bytes"] > 0
+
+
+def _server_memory_after_report(server: DaphneServer) -> dict[str, int]:
+    time.sleep(REPORT_SECONDS)
+    return _server_memory(server.http_url)

@@ -1,7 +1,8 @@
 """Reservation latency through a running server: request → ER-screen event, and decision →
-crew event, with many other websocket clients connected (held by a separate process).
+crew event, with many other websocket clients connected (held by a separate process). A phase
+of ``weer-loadtest --targets``, and runnable on its own:
 
-    .venv/bin/python benchmarks/reservation_latency.py --url http://127.0.0.1:8000 \
+    .venv/bin/python -m realtime.loadtest_reservations --url http://127.0.0.1:8000 \
         --crew-token "$(cat crew.txt)" --staff-token "$(cat staff.txt)" --hpid A1100015 \
         --background-tokens background.txt --background 1000 --rounds 200
 
@@ -14,16 +15,21 @@ event. Prints p50/p95/p99/max and writes them as JSON with ``--json``.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import httpx
 import websockets
+
+from realtime.loadtest import percentile
 
 CONDITION = {
     "sex": "male",
@@ -38,9 +44,7 @@ CONDITION = {
 }
 
 
-def _hold_connections(
-    ws_url: str, tokens: list[str], ready: "multiprocessing.Event", done: "multiprocessing.Event"
-) -> None:
+def _hold_connections(ws_url: str, tokens: list[str], ready: Event, done: Event) -> None:
     async def one(token: str) -> None:
         async with websockets.connect(f"{ws_url}?token={token}", max_size=2**24) as socket:
             await socket.send(
@@ -70,12 +74,11 @@ def _hold_connections(
 
 def _percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
-    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)  # noqa: E731
     return {
         "n": len(ordered),
-        "p50": pick(0.5),
-        "p95": pick(0.95),
-        "p99": pick(0.99),
+        "p50": percentile(ordered, 0.5),
+        "p95": percentile(ordered, 0.95),
+        "p99": percentile(ordered, 0.99),
         "max": round(ordered[-1], 1),
         "mean": round(statistics.mean(ordered), 1),
     }
@@ -159,6 +162,22 @@ async def measure(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     }
 
 
+@contextlib.contextmanager
+def background_clients(url: str, tokens: list[str]) -> Iterator[None]:
+    """Hold ``tokens`` connected on ``beds.all`` in another process while the block runs."""
+    ready, done = multiprocessing.Event(), multiprocessing.Event()
+    ws_url = url.replace("http", "ws", 1) + "/ws/"
+    holder = multiprocessing.Process(target=_hold_connections, args=(ws_url, tokens, ready, done))
+    holder.start()
+    try:
+        if not ready.wait(120):
+            raise RuntimeError("the background clients did not connect within 120 s")
+        yield
+    finally:
+        done.set()
+        holder.join(10)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8000")
@@ -170,25 +189,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    ready, done = multiprocessing.Event(), multiprocessing.Event()
-    holder = None
-    if args.background_tokens and args.background:
-        tokens = args.background_tokens.read_text().split()[: args.background]
-        ws_url = args.url.replace("http", "ws", 1) + "/ws/"
-        holder = multiprocessing.Process(
-            target=_hold_connections, args=(ws_url, tokens, ready, done)
-        )
-        holder.start()
-        if not ready.wait(120):
-            print("background clients did not connect", file=sys.stderr)
-            return 1
-        print(f"{len(tokens)} background clients connected")
-    try:
+    tokens = (
+        args.background_tokens.read_text().split()[: args.background]
+        if args.background_tokens
+        else []
+    )
+    with background_clients(args.url, tokens) if tokens else contextlib.nullcontext():
         figures = asyncio.run(measure(args))
-    finally:
-        done.set()
-        if holder:
-            holder.join(10)
     for name, stats in figures.items():
         print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
     if args.json:

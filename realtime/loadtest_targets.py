@@ -1,0 +1,207 @@
+"""``weer-loadtest --targets``: every fan-out target in one run against a deployment.
+
+Phases, one after another, each with its own clients (the figures of docs/performance.md):
+
+1. **hold**: 10,000 clients on a quiet stream (``beds.50``) connect; the server's memory per
+   connection is the growth of its processes' resident memory (from the deployment's
+   ``/metrics``) divided by the connections added; then 20 events, one a second, each timed
+   until the last of the 10,000 has it.
+2. **sustained**: 1,000 clients on ``beds.all``, 50 events a second for 30 s (50,000
+   deliveries a second: the target is 40,000).
+3. **storm**: 5,000 clients on ``beds.all``, 5 events a second for 20 s; half are dropped at
+   once mid-run and resume with ``since``.
+4. **reservations**: with 1,000 clients on ``beds.all``, 200 reservation round trips between a
+   crew (the first token) and the ER of ``--staff-token``: request → ER screen and decision →
+   crew.
+
+Memory is read on a server that has not held more connections before: run this first after
+the server starts, or the growth is understated (freed memory is reused, not returned).
+"""
+
+import argparse
+import asyncio
+import json
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.request import urlopen
+
+import httpx
+
+from realtime.loadtest import _progress, run
+from realtime.loadtest_reservations import background_clients, measure
+
+QUIET_STREAM = "beds.50"
+HOLD_CLIENTS = 10_000
+BETWEEN_PHASES_SECONDS = 5.0  # let the server finish closing the last phase's sockets
+REPORT_SECONDS = 2.5  # each server process reports its figures once a second
+_METRIC = re.compile(r"^(weer_ws_connections|weer_process_resident_memory_bytes)\{(.*)\} (\S+)$")
+
+
+@dataclass
+class Target:
+    figure: str
+    goal: str
+    measured: str
+    met: bool
+
+
+def run_targets(options: argparse.Namespace) -> int:
+    tokens = options.tokens
+    if options.staff_token is None:
+        raise SystemExit("--targets needs --staff-token (a token of an ER staff user)")
+    phases: dict[str, Any] = {}
+
+    def phase(name: str, **overrides: Any) -> argparse.Namespace:
+        _progress(f"phase {name}: {overrides}")
+        settings = {
+            **vars(options),
+            "storm_percent": 0.0,
+            "drive": "publish",
+            "stream": "beds.all",
+            **overrides,
+        }
+        return argparse.Namespace(**settings)
+
+    run(phase("warm-up", clients=50, stream=QUIET_STREAM, rate=1, duration=1))
+    time.sleep(REPORT_SECONDS)
+    before = _server_memory(options.url)
+
+    def memory_at_connected() -> dict[str, Any]:
+        time.sleep(REPORT_SECONDS)
+        after = _server_memory(options.url)
+        added = after["connections"] - before["connections"]
+        return {
+            "before": before,
+            "after": after,
+            "bytes_per_connection": round((after["rss_bytes"] - before["rss_bytes"]) / added)
+            if added > 0
+            else None,
+        }
+
+    phases["hold"] = run(
+        phase("hold", clients=HOLD_CLIENTS, stream=QUIET_STREAM, rate=1, duration=20),
+        on_connected=memory_at_connected,
+    )
+    time.sleep(BETWEEN_PHASES_SECONDS)
+    phases["sustained"] = run(phase("sustained", clients=1000, rate=50, duration=30))
+    time.sleep(BETWEEN_PHASES_SECONDS)
+    phases["storm"] = run(
+        phase("storm", clients=5000, rate=5, duration=20, storm_percent=50, storm_at=0.5)
+    )
+    time.sleep(BETWEEN_PHASES_SECONDS)
+    _progress("phase reservations: 200 round trips, 1,000 clients on beds.all")
+    phases["reservations"] = _reservations(options, tokens)
+
+    targets = _verdicts(phases)
+    report = {"targets": [asdict(t) for t in targets], "phases": phases}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if options.json:
+        options.json.write_text(text)
+    width = max(len(t.figure) for t in targets)
+    for t in targets:
+        verdict = "met" if t.met else "MISSED"
+        _progress(f"{t.figure:<{width}}  {verdict:<6}  {t.measured}  (target: {t.goal})")
+    return 0 if all(t.met for t in targets) else 1
+
+
+def _reservations(options: argparse.Namespace, tokens_path: str) -> dict[str, Any]:
+    tokens = Path(tokens_path).read_text().split()
+    staff_token = options.staff_token.read_text().split()[0]
+    me = httpx.get(
+        f"{options.url}/api/auth/me", headers={"Authorization": f"Bearer {staff_token}"}
+    ).json()
+    args = argparse.Namespace(
+        url=options.url.rstrip("/"),
+        crew_token=tokens[0],
+        staff_token=staff_token,
+        hpid=me["hospital"],
+        rounds=200,
+    )
+    with background_clients(args.url, tokens[1:1001]):
+        return asyncio.run(measure(args))
+
+
+def _server_memory(url: str) -> dict[str, Any]:
+    """Open sockets and resident memory, summed over the deployment's server processes."""
+    with urlopen(f"{url.rstrip('/')}/metrics", timeout=10) as response:  # noqa: S310
+        text = response.read().decode()
+    connections = rss = 0.0
+    processes = set()
+    for line in text.splitlines():
+        match = _METRIC.match(line)
+        if match is None:
+            continue
+        name, labels, value = match.groups()
+        processes.add(labels.split('process="', 1)[1].split('"', 1)[0])
+        if name == "weer_ws_connections":
+            connections += float(value)
+        else:
+            rss += float(value)
+    return {"connections": int(connections), "rss_bytes": int(rss), "processes": len(processes)}
+
+
+def _verdicts(phases: dict[str, Any]) -> list[Target]:
+    hold, sustained, storm = phases["hold"], phases["sustained"], phases["storm"]
+    memory = hold["at_connected"]["bytes_per_connection"]
+    resumed = storm["reconnect_storm"]
+    reservations = phases["reservations"]
+    to_screen = reservations["request_to_er_screen_ms"]["p99"]
+    to_crew = reservations["decision_to_crew_ms"]["p99"]
+    return [
+        Target(
+            "sustained fan-out, 1,000 clients on beds.all",
+            ">= 40,000 deliveries/s, p99 <= 100 ms, 0 lost, 0 duplicated",
+            f"{sustained['deliveries_per_s']:,.0f}/s, p99 {sustained['latency_ms']['p99']} ms, "
+            f"{sustained['lost']} lost, {sustained['duplicates']} duplicated",
+            sustained["deliveries_per_s"] >= 40_000
+            and sustained["latency_ms"]["p99"] <= 100
+            and sustained["lost"] == 0
+            and sustained["duplicates"] == 0,
+        ),
+        Target(
+            "one event to 10,000 connected clients",
+            "last client has it within 250 ms (p99 over 20 events)",
+            f"p99 {hold['completion_ms']['p99']} ms over {hold['events']} events, "
+            f"{hold['lost']} lost, {hold['duplicates']} duplicated",
+            hold["connected"] == HOLD_CLIENTS
+            and hold["completion_ms"]["p99"] <= 250
+            and hold["lost"] == 0
+            and hold["duplicates"] == 0,
+        ),
+        Target(
+            "concurrent authenticated connections",
+            "10,000 connected within 30 s, 0 failures",
+            f"{hold['connected']:,} in {hold['connect_seconds']} s, "
+            f"{hold['connect_failures']} failures",
+            hold["connected"] == HOLD_CLIENTS
+            and hold["connect_seconds"] <= 30
+            and hold["connect_failures"] == 0,
+        ),
+        Target(
+            "server memory per idle connection",
+            "<= 20 KB",
+            f"{memory / 1000:.1f} KB" if memory is not None else "not measured",
+            memory is not None and memory <= 20_000,
+        ),
+        Target(
+            "reconnect storm, 50% of 5,000 dropped",
+            "all resumed within 10 s, 0 lost, 0 duplicated",
+            f"{resumed['resumed']:,} resumed in {resumed['all_resumed_within_s']} s, "
+            f"{resumed['resume_failures']} failed, {storm['lost']} lost, "
+            f"{storm['duplicates']} duplicated",
+            resumed["resume_failures"] == 0
+            and resumed["all_resumed_within_s"] <= 10
+            and storm["lost"] == 0
+            and storm["duplicates"] == 0,
+        ),
+        Target(
+            "request -> ER screen, decision -> crew (1,000 clients connected)",
+            "p99 <= 100 ms",
+            f"p99 {to_screen} ms and {to_crew} ms",
+            to_screen <= 100 and to_crew <= 100,
+        ),
+    ]
