@@ -85,7 +85,9 @@ def test_server_memory_is_read_from_the_deployments_metrics(
 ) -> None:
     """--targets divides the server's resident-memory growth by the sockets it added: both
     come from /metrics, reported by every server process."""
-    before = _server_memory(daphne_server.http_url)
+    warm_up = ["--url", daphne_server.http_url, "--tokens", str(tokens), "--clients", "5"]
+    run(parser().parse_args([*warm_up, "--stream", "beds.47", "--rate", "1", "--duration", "1"]))
+    before = _server_memory_after_report(daphne_server)  # its hub reports once it has run
     options = parser().parse_args(
         [
             *("--url", daphne_server.http_url, "--tokens", str(tokens), "--clients", "50"),
