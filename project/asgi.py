@@ -1,6 +1,8 @@
-"""ASGI entry point: HTTP goes to Django; websockets pass origin checks and JWT auth first."""
+"""ASGI entry point: HTTP goes to Django; websockets to realtime.routing (origin, path, JWT)."""
 
 import os
+from collections.abc import Awaitable
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -9,15 +11,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 # Django must be set up before anything that imports models (the websocket stack does).
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from realtime.routing import websocket_application  # noqa: E402
 
-from realtime.auth import TokenAuthMiddleware  # noqa: E402
-from realtime.origin import BrowserOriginValidator  # noqa: E402
-from realtime.routing import websocket_endpoint  # noqa: E402
+_applications = {"http": django_asgi_app, "websocket": websocket_application}
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": BrowserOriginValidator(TokenAuthMiddleware(websocket_endpoint)),
-    }
-)
+
+def application(scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+    """Channels' ``ProtocolTypeRouter``, as a plain call returning the protocol's application
+    coroutine, so no router frame stays alive beside each websocket (see realtime.routing)."""
+    return _applications[scope["type"]](scope, receive, send)  # type: ignore[no-any-return]
+
+
+# A plain function reads as an ASGI 2 "double callable" to asgiref (and so to daphne's loader).
+application._asgi_single_callable = True  # type: ignore[attr-defined]

@@ -1,16 +1,15 @@
 """Websocket authentication: ``?token=<access JWT>``, verified by the same function as HTTP.
 
-The outcome goes into the scope (``user`` and ``token_expires_at``, or ``auth_error``) and the
-consumer closes unauthenticated sockets with a documented code after accepting them (a close
-code can only be sent on an accepted socket).
+The consumer authenticates in ``connect`` and closes an unauthenticated socket with a documented
+code after accepting it (a close code can only be sent on an accepted socket). Not a middleware:
+a middleware's frame and scope copy would stay alive for every socket's whole life.
 """
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.middleware import BaseMiddleware
 
 from domain.errors import ApplicationError, AuthenticationFailed
 from domain.models import User
@@ -36,16 +35,16 @@ def _token_from_query(query_string: bytes) -> str | None:
     return values[0] if values else None
 
 
-class TokenAuthMiddleware(BaseMiddleware):  # type: ignore[misc]
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        # One copy of the scope (BaseMiddleware would make a second), and nothing else held
-        # in this frame, which lives as long as the socket.
-        scope = dict(scope, **await _authenticate(scope.get("query_string", b"")))
-        return await self.inner(scope, receive, send)
+@dataclass(frozen=True, slots=True)
+class SocketAuth:
+    """Who is on a socket until when, or why nobody is."""
+
+    user: SocketUser | None
+    expires_at: datetime | None
+    error: ApplicationError | None
 
 
-async def _authenticate(query_string: bytes) -> dict[str, Any]:
-    """The scope entries that say who is on the socket, or why nobody is."""
+async def socket_authenticate(query_string: bytes) -> SocketAuth:
     token = _token_from_query(query_string)
     try:
         if not token:
@@ -56,9 +55,5 @@ async def _authenticate(query_string: bytes) -> dict[str, Any]:
             access_token_authenticate, thread_sensitive=False
         )(token=token)
     except ApplicationError as exc:
-        return {"user": None, "token_expires_at": None, "auth_error": exc}
-    return {
-        "user": SocketUser.of(authenticated.user),
-        "token_expires_at": authenticated.expires_at,
-        "auth_error": None,
-    }
+        return SocketAuth(None, None, exc)
+    return SocketAuth(SocketUser.of(authenticated.user), authenticated.expires_at, None)

@@ -9,7 +9,9 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from domain.errors import AuthenticationFailed
 from realtime import close_codes
+from realtime.auth import socket_authenticate
 from realtime.hub import get_hub
 from realtime.sessions import Session
 from realtime.sinks import sink_for
@@ -34,9 +36,10 @@ class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             pass
 
     async def connect(self) -> None:
+        auth = await socket_authenticate(self.scope.get("query_string", b""))
         await self.accept()
-        error = self.scope["auth_error"]
-        if error is not None:
+        if auth.error is not None or auth.user is None or auth.expires_at is None:
+            error = auth.error or AuthenticationFailed("The token is invalid.")
             await self.send(
                 text_data=json.dumps(
                     {"type": "error", "code": error.code, "message": error.message}
@@ -44,7 +47,7 @@ class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             )
             await self.close(code=close_codes.close_code_for(error))
             return
-        user = self.scope["user"]
+        user = auth.user
         hub = get_hub()
         self.session = Session(
             user=user,
@@ -58,7 +61,7 @@ class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             ),
         )
         hub.metrics.connection_opened(user.role)
-        seconds_left = (self.scope["token_expires_at"] - datetime.now(UTC)).total_seconds()
+        seconds_left = (auth.expires_at - datetime.now(UTC)).total_seconds()
         self._expiry = asyncio.get_running_loop().call_later(
             max(seconds_left, 0), self._token_expired
         )
