@@ -88,9 +88,15 @@ class Hub:
             raise
         return member
 
-    def go_live(self, stream: str, member: Member, delivered: int) -> None:
-        """Send the member what it buffered past ``delivered`` and make it a live receiver."""
+    async def go_live(self, stream: str, member: Member, delivered: int) -> None:
+        """Send the member what it buffered past ``delivered`` and make it a live receiver.
+
+        The member already has every event up to ``delivered`` (from history or a snapshot).
+        If this process's pub/sub has not brought all of those yet (it lags under load), they
+        are fetched from history first, so that no live event after this is one it has."""
         feed = self._feeds[stream]
+        if feed.last_seq is not None and feed.last_seq < delivered:
+            await self._repair(feed, feed.last_seq, delivered, lost=False)
         if feed.syncing.pop(id(member), None) is None:
             return
         missed = [frame for seq, frame in member.buffer if seq > delivered]
@@ -127,7 +133,11 @@ class Hub:
     # -- fan-out ---------------------------------------------------------------------------
 
     def _deliver(self, feed: Feed, run: list[tuple[int, Frame]]) -> None:
-        """Fan a run of consecutive events out: one write of all of them per live socket."""
+        """Fan a run of consecutive events out: one write of all of them per live socket.
+        Events at or below the feed's last seq were delivered already (by a repair that ran
+        while this run was being gathered): they are dropped, never sent twice."""
+        if run and feed.last_seq is not None and run[0][0] <= feed.last_seq:
+            run = [entry for entry in run if entry[0] > feed.last_seq]
         if not run:
             return
         feed.last_seq = run[-1][0]
@@ -138,17 +148,19 @@ class Hub:
             sink.send(frame)
         self.metrics.frames_sent += len(feed.live) * len(run)
 
-    async def _repair(self, feed: Feed, after: int, upto: int) -> None:
-        """Deliver from history what pub/sub lost after ``after`` up to ``upto``."""
-        logger.warning("stream %s: fetching %s..%s from history", feed.stream, after + 1, upto)
+    async def _repair(self, feed: Feed, after: int, upto: int, *, lost: bool = True) -> None:
+        """Deliver from history what pub/sub lost (or has not brought yet) after ``after`` up
+        to ``upto``."""
+        log = logger.warning if lost else logger.debug
+        log("stream %s: fetching %s..%s from history", feed.stream, after + 1, upto)
         while after < upto:
             frames = await history_after(self.redis, feed.stream, after, upto)
             if not frames:  # expired meanwhile: members can only resync by reconnecting
                 logger.error("stream %s: events up to %s are gone from history", feed.stream, upto)
-                feed.last_seq = upto
+                feed.last_seq = max(upto, feed.last_seq or 0)
                 return
             self._deliver(feed, [(seq, Frame(raw)) for seq, raw in frames])
-            after = frames[-1][0]
+            after = max(frames[-1][0], feed.last_seq or 0)
 
     # -- the pub/sub connection -------------------------------------------------------------
 
@@ -200,11 +212,14 @@ class Hub:
                 continue
             if message["type"] == "subscribe":
                 self._deliver(feed, runs.pop(feed, []))
+                head = await stream_head(self.redis, feed.stream)
+                if feed.last_seq is None:
+                    # Members join after this and get everything up to here from history or
+                    # a snapshot: pub/sub messages up to it are not theirs to receive again.
+                    feed.last_seq = head
+                elif head > feed.last_seq:  # resubscribed after a lost connection
+                    await self._repair(feed, feed.last_seq, head)
                 feed.ready.set()
-                if feed.last_seq is not None:  # resubscribed after a lost connection
-                    head = await stream_head(self.redis, feed.stream)
-                    if head > feed.last_seq:
-                        await self._repair(feed, feed.last_seq, head)
             elif message["type"] == "message":
                 raw_seq, _, payload = message["data"].partition(b" ")
                 seq = int(raw_seq)

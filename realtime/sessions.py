@@ -149,7 +149,7 @@ class Session:
         else:
             self._hub.metrics.resumes += 1
         if stream.name in self._members:  # not unsubscribed or closed meanwhile
-            self._hub.go_live(stream.name, member, delivered)
+            await self._hub.go_live(stream.name, member, delivered)
 
     async def _replay(self, stream: Stream, since: int, head: int) -> int | None:
         """Send every event after ``since`` up to ``head`` from history; the seq delivered, or

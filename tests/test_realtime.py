@@ -13,7 +13,16 @@ from django.utils import timezone
 
 from domain.models import Role, User
 from domain.services.tokens import access_token_issue
-from realtime.publishing import _PUBLISH, _publish_call, history_key, publish_event
+from realtime.hub import Hub
+from realtime.publishing import (
+    _PUBLISH,
+    _publish_call,
+    history_key,
+    live_channel,
+    publish_event,
+    stream_head,
+)
+from realtime.sinks import Frame
 from tests.conftest import DaphneServer
 from tests.factories import ERStatusFactory, HospitalFactory, UserFactory
 from tests.ws import WsClient
@@ -361,3 +370,52 @@ async def test_metrics_stream_and_prometheus_endpoint(daphne_server: DaphneServe
         assert 'weer_ws_connections{process="' in text
         assert 'role="admin"' in text
         assert "weer_events_published_total" in text
+
+
+class _RecordingSink:
+    """Stands in for a socket: notes the seq of every event written to it."""
+
+    def __init__(self) -> None:
+        self.seqs: list[int] = []
+
+    def send(self, frame: Frame) -> bool:
+        self.seqs.extend(json.loads(payload)["seq"] for payload in frame.payloads)
+        return True
+
+    async def drain(self, seconds: float) -> bool:
+        return True
+
+    def detach(self) -> None:
+        pass
+
+
+async def test_a_member_going_live_ahead_of_its_lagging_hub_gets_no_event_twice() -> None:
+    """Under load a process's pub/sub can lag behind history: a client resumed from history
+    up to seq N must not get events up to N again when their pub/sub copies arrive late."""
+    stream = "beds.48"
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    hub = Hub(settings.REDIS_URL)
+    sink = _RecordingSink()
+    try:
+        member = await hub.join(stream, sink)
+        late = []  # published, in history, but their pub/sub messages still on their way
+        for n in range(3):
+            call = _publish_call(stream, "beds.changed", _change("L", n))
+            seq = client.eval(_PUBLISH, 2, *call.keys, "weer:{nobody}:live", *call.args[1:])
+            [(_, fields)] = client.xrange(history_key(stream), f"{seq}-0", f"{seq}-0")
+            late.append(b"%d %s" % (seq, fields[b"f"]))
+        head = await stream_head(hub.redis, stream)
+        await hub.go_live(stream, member, head)  # the member replayed history up to head
+        for message in late:
+            client.publish(live_channel(stream), message)
+        newest = await asyncio.to_thread(publish_event, stream, "beds.changed", _change("L", 9))
+        for _ in range(100):
+            if newest in sink.seqs:
+                break
+            await asyncio.sleep(0.05)
+        assert sink.seqs == [newest]
+    finally:
+        for task in [hub._listener, *hub._background]:
+            if task is not None:
+                task.cancel()
+        await hub.redis.aclose()
