@@ -96,7 +96,7 @@ def test_server_memory_is_read_from_the_deployments_metrics(
     )
     report = run(options, on_connected=lambda: _server_memory_after_report(daphne_server))
     during = report["at_connected"]
-    assert during["processes"] == before["processes"] == 1
+    assert during["processes"] == before["processes"] >= 1
     assert during["connections"] == before["connections"] + 50
     assert during["rss_bytes"] > 0
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from domain.models import Role, User
 from domain.services.tokens import access_token_issue
 from realtime.hub import Hub
+from realtime.metrics import PROCESS_KEY_PREFIX
 from realtime.publishing import (
     _PUBLISH,
     _publish_call,
@@ -418,4 +419,5 @@ async def test_a_member_going_live_ahead_of_its_lagging_hub_gets_no_event_twice(
         for task in [hub._listener, *hub._background]:
             if task is not None:
                 task.cancel()
+        client.delete(PROCESS_KEY_PREFIX + hub.process_id)  # not a server process
         await hub.redis.aclose()
