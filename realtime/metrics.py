@@ -40,6 +40,7 @@ class ProcessMetrics:
 
     def __init__(self) -> None:
         self.connections: Counter[str] = Counter()  # by role
+        self.peak_connections = 0  # most sockets open at once since the process started
         self.subscriptions: Counter[str] = Counter()  # by stream
         self.frames_sent = 0
         self.slow_consumer_closes = 0
@@ -49,6 +50,7 @@ class ProcessMetrics:
 
     def connection_opened(self, role: str) -> None:
         self.connections[role] += 1
+        self.peak_connections = max(self.peak_connections, self.connections.total())
 
     def connection_closed(self, role: str) -> None:
         self.connections[role] -= 1
@@ -71,6 +73,7 @@ class ProcessMetrics:
             "resumes": self.resumes,
             "snapshots": self.snapshots,
             "rss_bytes": resident_memory_bytes(),
+            "peak_connections": self.peak_connections,
         }
 
     async def report_forever(self, hub: "Hub") -> None:
@@ -215,9 +218,15 @@ class RedisMetricsCollector(Collector):
             "Resident memory of each server process",
             labels=["process"],
         )
+        peak = GaugeMetricFamily(
+            "weer_ws_connections_peak",
+            "Most websocket connections open at once since the process started",
+            labels=["process"],
+        )
         for process, figures in processes.items():
             if figures.get("rss_bytes") is not None:
                 resident.add_metric([process], figures["rss_bytes"])
+            peak.add_metric([process], figures.get("peak_connections", 0))
             for role, n in figures["connections"].items():
                 connections.add_metric([process, role], n)
             for stream, n in figures["subscriptions"].items():
@@ -226,7 +235,7 @@ class RedisMetricsCollector(Collector):
                 family.add_metric([process], figures[name])
         published = CounterMetricFamily("weer_events_published", "Events published")
         published.add_metric([], int(self._client.get(PUBLISHED_COUNTER) or 0))
-        yield from (connections, subscriptions, resident, *counters.values(), published)
+        yield from (connections, subscriptions, resident, peak, *counters.values(), published)
         yield from _ingestion_families(read_ingestion_metrics(self._client))
 
 

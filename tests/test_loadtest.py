@@ -99,6 +99,7 @@ def test_server_memory_is_read_from_the_deployments_metrics(
     assert during["processes"] == before["processes"] >= 1
     assert during["connections"] == before["connections"] + 50
     assert during["rss_bytes"] > 0
+    assert during["peak_connections"] >= during["connections"]
 
 
 def _server_memory_after_report(server: DaphneServer) -> dict[str, int]:
