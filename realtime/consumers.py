@@ -39,7 +39,9 @@ class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         auth = await socket_authenticate(self.scope.get("query_string", b""))
         await self.accept()
         if auth.error is not None or auth.user is None or auth.expires_at is None:
-            error = auth.error or AuthenticationFailed("The token is invalid.")
+            error = auth.error or AuthenticationFailed(
+                "The token is invalid.", code="invalid_token"
+            )
             await self.send(
                 text_data=json.dumps(
                     {"type": "error", "code": error.code, "message": error.message}

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
 from twisted.internet import tcp
+from twisted.web.http import HTTPChannel
 
 
 class Frame:
@@ -190,8 +191,8 @@ def _release_handshake(protocol: Any, http_channel: Any) -> None:
     break the reference cycles that keep twisted.web's HTTPChannel and the upgrade request
     alive after the upgrade (another ~3 KB a socket, otherwise freed only by a full garbage
     collection, which a process holding thousands of sockets should rarely need)."""
-    if http_channel is not None:
-        http_channel.setTimeout(None)
+    if isinstance(http_channel, HTTPChannel):
+        http_channel.setTimeout(None)  # type: ignore[no-untyped-call]
         http_channel.requests.clear()
     for name, empty in _HANDSHAKE_LEFTOVERS.items():
         if name in protocol.__dict__:
