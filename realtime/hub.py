@@ -212,14 +212,16 @@ class Hub:
                 continue
             if message["type"] == "subscribe":
                 self._deliver(feed, runs.pop(feed, []))
-                head = await stream_head(self.redis, feed.stream)
-                if feed.last_seq is None:
-                    # Members join after this and get everything up to here from history or
-                    # a snapshot: pub/sub messages up to it are not theirs to receive again.
-                    feed.last_seq = head
-                elif head > feed.last_seq:  # resubscribed after a lost connection
-                    await self._repair(feed, feed.last_seq, head)
-                feed.ready.set()
+                try:
+                    head = await stream_head(self.redis, feed.stream)
+                    if feed.last_seq is None:
+                        # Members join after this and get everything up to here from history
+                        # or a snapshot: pub/sub messages up to it are not theirs again.
+                        feed.last_seq = head
+                    elif head > feed.last_seq:  # resubscribed after a lost connection
+                        await self._repair(feed, feed.last_seq, head)
+                finally:
+                    feed.ready.set()  # joins must not hang on a failed read; gaps still repair
             elif message["type"] == "message":
                 raw_seq, _, payload = message["data"].partition(b" ")
                 seq = int(raw_seq)
