@@ -7,7 +7,8 @@ hold them, and report how much the server processes' resident memory grew per co
 Memory is read from /proc/<pid>/status (VmRSS) of every given server process, before the first
 client connects (after a warm-up of a few connections, so imports and first-use caches are not
 counted) and again once every client is subscribed and the server has been idle for a second.
-Clients are spread over several processes (uvloop) and read nothing after their snapshot.
+Clients (``realtime.loadclient``) are spread over several processes (uvloop) and drop
+what they are sent after the ``subscribed`` answer.
 """
 
 import argparse
@@ -18,7 +19,8 @@ import time
 from pathlib import Path
 
 import uvloop
-import websockets
+
+from realtime.loadclient import hold_crowd
 
 WARM_UP = 50
 
@@ -33,28 +35,10 @@ def rss_kib(pids: list[int]) -> int:
 
 
 async def hold(url: str, tokens: list[str], stream: str, concurrency: int, ready, release) -> None:
-    semaphore = asyncio.Semaphore(concurrency)
-    sockets = []
-    failures = 0
-
-    async def connect(token: str) -> None:
-        nonlocal failures
-        async with semaphore:
-            try:
-                socket = await websockets.connect(
-                    f"{url}?token={token}", open_timeout=60, ping_interval=None, max_size=2**24
-                )
-                await socket.send(json.dumps({"type": "subscribe", "streams": [stream]}))
-                await socket.recv()  # subscribed
-                await socket.recv()  # snapshot
-                sockets.append(socket)
-            except Exception:
-                failures += 1
-
-    await asyncio.gather(*(connect(t) for t in tokens))
-    ready.put((len(sockets), failures))
+    clients, failures = await hold_crowd(url, tokens, stream, concurrency=concurrency)
+    ready.put((len(clients), failures))
     await asyncio.get_running_loop().run_in_executor(None, release.wait)
-    await asyncio.gather(*(s.close() for s in sockets), return_exceptions=True)
+    await asyncio.gather(*(client.close() for client in clients))
 
 
 def client_process(url, tokens, stream, concurrency, ready, release) -> None:

@@ -10,8 +10,9 @@ clients) use the ``websockets`` library's helpers; only the server → client fr
 """
 
 import asyncio
+import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -208,3 +209,47 @@ class StreamClient(asyncio.Protocol):
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+
+async def hold_crowd(
+    url: str,
+    tokens: Sequence[str],
+    stream: str,
+    *,
+    since: int | None = None,
+    concurrency: int = 200,
+) -> tuple[list[StreamClient], int]:
+    """Connect one client per token to ``url`` (``?token=`` is added) and subscribe each to
+    ``stream``, at most ``concurrency`` handshakes at once: a crowd standing in for tablets.
+    Everything after the ``subscribed`` answer is read and dropped. Returns the connected
+    clients and how many failed."""
+    semaphore = asyncio.Semaphore(concurrency)
+    message: dict[str, object] = {"type": "subscribe", "streams": [stream]}
+    if since is not None:
+        message["since"] = {stream: since}
+    subscribe = json.dumps(message)
+
+    async def one(token: str) -> StreamClient | None:
+        async with semaphore:
+            try:
+                client = await StreamClient.open(f"{url}?token={token}")
+            except (OSError, TimeoutError, HandshakeError):
+                return None
+            client.send_text(subscribe)
+            try:
+                answer = json.loads(await client.recv())
+            except ConnectionError:
+                return None
+            if answer.get("type") != "subscribed":
+                client.abort()
+                return None
+            client.stream_to(_drop)
+            return client
+
+    clients = await asyncio.gather(*(one(token) for token in tokens))
+    held = [client for client in clients if client is not None]
+    return held, len(clients) - len(held)
+
+
+def _drop(_message: bytes) -> None:
+    pass

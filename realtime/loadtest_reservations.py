@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 import websockets
 
+from realtime.loadclient import hold_crowd
 from realtime.loadtest import percentile
 
 CONDITION = {
@@ -45,29 +46,17 @@ CONDITION = {
 
 
 def _hold_connections(ws_url: str, tokens: list[str], ready: Event, done: Event) -> None:
-    async def one(token: str) -> None:
-        async with websockets.connect(f"{ws_url}?token={token}", max_size=2**24) as socket:
-            await socket.send(
-                json.dumps({"type": "subscribe", "streams": ["beds.all"], "since": {"beds.all": 0}})
-            )
-            while True:
-                await socket.recv()  # read whatever comes (bed changes, snapshots)
-
     # The crowd stands in for tablets that live on other machines: on this shared box it must
     # not take CPU from the server or from the two measured clients.
     os.nice(10)
 
     async def main() -> None:
-        tasks = []
-        for index, token in enumerate(tokens):
-            tasks.append(asyncio.create_task(one(token)))
-            if index % 100 == 99:
-                await asyncio.sleep(0.2)
-        await asyncio.sleep(3)
+        clients, _ = await hold_crowd(ws_url, tokens, "beds.all", since=0, concurrency=100)
+        await asyncio.sleep(3)  # their snapshots are on the way: let them land first
         ready.set()
         await asyncio.to_thread(done.wait)
-        for task in tasks:
-            task.cancel()
+        for client in clients:
+            client.abort()
 
     asyncio.run(main())
 

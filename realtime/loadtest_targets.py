@@ -26,7 +26,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.request import urlopen
 
 import httpx
 
@@ -53,7 +52,6 @@ class Target:
 
 
 def run_targets(options: argparse.Namespace) -> int:
-    tokens = options.tokens
     if options.staff_token is None:
         raise SystemExit("--targets needs --staff-token (a token of an ER staff user)")
     phases: dict[str, Any] = {}
@@ -101,7 +99,7 @@ def run_targets(options: argparse.Namespace) -> int:
     )
     time.sleep(BETWEEN_PHASES_SECONDS)
     _progress("phase reservations: 200 round trips, 1,000 clients on beds.all")
-    phases["reservations"] = _reservations(options, tokens)
+    phases["reservations"] = _reservations(options)
 
     targets = _verdicts(phases)
     report = {"targets": [asdict(t) for t in targets], "phases": phases}
@@ -116,8 +114,8 @@ def run_targets(options: argparse.Namespace) -> int:
     return 0 if all(t.met for t in targets) else 1
 
 
-def _reservations(options: argparse.Namespace, tokens_path: str) -> dict[str, Any]:
-    tokens = Path(tokens_path).read_text().split()
+def _reservations(options: argparse.Namespace) -> dict[str, Any]:
+    tokens = Path(options.tokens).read_text().split()
     staff_token = options.staff_token.read_text().split()[0]
     me = httpx.get(
         f"{options.url}/api/auth/me", headers={"Authorization": f"Bearer {staff_token}"}
@@ -135,8 +133,7 @@ def _reservations(options: argparse.Namespace, tokens_path: str) -> dict[str, An
 
 def _server_memory(url: str) -> dict[str, Any]:
     """Open sockets and resident memory, summed over the deployment's server processes."""
-    with urlopen(f"{url.rstrip('/')}/metrics", timeout=10) as response:  # noqa: S310
-        text = response.read().decode()
+    text = httpx.get(f"{url.rstrip('/')}/metrics", timeout=10).raise_for_status().text
     totals = dict.fromkeys(("weer_ws_connections", "weer_ws_connections_peak"), 0.0)
     totals["weer_process_resident_memory_bytes"] = 0.0
     processes = set()
