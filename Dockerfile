@@ -4,14 +4,14 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends libmariadb-dev pkg-config gcc \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml constraints.txt README.md ./
 COPY project project
 COPY domain domain
 COPY realtime realtime
 COPY ingestion ingestion
 COPY frontend frontend
 COPY manage.py Procfile ./
-RUN pip install --no-cache-dir . && useradd --uid 10001 --no-create-home weer
+RUN pip install --no-cache-dir -c constraints.txt . && useradd --uid 10001 --no-create-home weer
 USER 10001
 ENV PYTHONUNBUFFERED=1
 EXPOSE 8000

@@ -36,10 +36,11 @@ python_311() {
 ensure_venv() {
   local stamp="$VENV/.weer-installed"
   [ -x "$VENV/bin/python" ] || { say "Creating $VENV"; "$(python_311)" -m venv "$VENV"; }
-  if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+  if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] ||
+    [ "$ROOT/constraints.txt" -nt "$stamp" ]; then
     say "Installing WeER and its dependencies into .venv"
     "$VENV/bin/pip" install -q --upgrade pip wheel
-    "$VENV/bin/pip" install -q -e "$ROOT[dev]"
+    "$VENV/bin/pip" install -q -c "$ROOT/constraints.txt" -e "$ROOT[dev]"
     touch "$stamp"
   fi
   export PATH="$VENV/bin:$PATH"

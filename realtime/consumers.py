@@ -13,8 +13,10 @@ from domain.errors import AuthenticationFailed
 from realtime import close_codes
 from realtime.auth import socket_authenticate
 from realtime.hub import get_hub
+from realtime.serving.adapters import adapter_used
+from realtime.serving.inbox import inbox_kind
+from realtime.serving.twisted_sink import sink_for
 from realtime.sessions import Session
-from realtime.sinks import sink_for
 
 
 class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
@@ -29,6 +31,7 @@ class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.scope = scope
         self.channel_layer = None
         self.base_send = send
+        adapter_used(get_hub().metrics, "inbox", inbox_kind(receive))
         try:
             while True:
                 await self.dispatch(await receive())
@@ -60,6 +63,7 @@ class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 self._send_text,
                 settings.REALTIME_SEND_BUFFER_BYTES,
                 lambda: self.session.on_overflow() if self.session else None,
+                hub.metrics,
             ),
         )
         hub.metrics.connection_opened(user.role)

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 from urllib.request import Request, urlopen
 
-from realtime.gctuning import tune_for_many_connections
 from realtime.loadclient import StreamClient
+from realtime.serving.gctuning import tune_for_many_connections
 
 LOST_WAIT_SECONDS = 10.0  # after the last event, how long clients may take before misses count
 _ENVELOPE = re.compile(

@@ -47,6 +47,9 @@ class ProcessMetrics:
         self.abuse_closes = 0
         self.resumes = 0
         self.snapshots = 0
+        # Which fast path into the server each socket got ("sink:twisted", "inbox:weer", …;
+        # see realtime.serving.adapters).
+        self.adapters: Counter[str] = Counter()
 
     def connection_opened(self, role: str) -> None:
         self.connections[role] += 1
@@ -74,6 +77,7 @@ class ProcessMetrics:
             "snapshots": self.snapshots,
             "rss_bytes": resident_memory_bytes(),
             "peak_connections": self.peak_connections,
+            "adapters": dict(self.adapters),
         }
 
     async def report_forever(self, hub: "Hub") -> None:
@@ -223,7 +227,14 @@ class RedisMetricsCollector(Collector):
             "Most websocket connections open at once since the process started",
             labels=["process"],
         )
+        adapters = CounterMetricFamily(
+            "weer_ws_adapter_sockets",
+            "Sockets by the server fast path they got (part: inbox, sink, write, handshake)",
+            labels=["process", "part", "kind"],
+        )
         for process, figures in processes.items():
+            for name, n in figures.get("adapters", {}).items():
+                adapters.add_metric([process, *name.split(":", 1)], n)
             if figures.get("rss_bytes") is not None:
                 resident.add_metric([process], figures["rss_bytes"])
             peak.add_metric([process], figures.get("peak_connections", 0))
@@ -235,7 +246,8 @@ class RedisMetricsCollector(Collector):
                 family.add_metric([process], figures[name])
         published = CounterMetricFamily("weer_events_published", "Events published")
         published.add_metric([], int(self._client.get(PUBLISHED_COUNTER) or 0))
-        yield from (connections, subscriptions, resident, peak, *counters.values(), published)
+        yield from (connections, subscriptions, resident, peak, adapters, *counters.values())
+        yield published
         yield from _ingestion_families(read_ingestion_metrics(self._client))
 
 

@@ -132,7 +132,7 @@ def run_server(log_dir: Path, *command: str) -> Iterator[DaphneServer]:
 
 def _run_daphne(log_dir: Path) -> contextlib.AbstractContextManager[DaphneServer]:
     """daphne as weer-serve runs it, as one process (its memory is the process's own)."""
-    return run_server(log_dir, "-m", "realtime.server", "project.asgi:application")
+    return run_server(log_dir, "-m", "realtime.serving.server", "project.asgi:application")
 
 
 @pytest.fixture(scope="session")

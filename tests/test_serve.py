@@ -33,7 +33,7 @@ def _running(pid: int) -> bool:
 async def test_two_processes_share_the_port_the_streams_and_the_shutdown(tmp_path: Path) -> None:
     user = await asyncio.to_thread(UserFactory)
     token = access_token_issue(user=user)
-    with run_server(tmp_path, "-m", "realtime.serve", "--processes", "2") as server:
+    with run_server(tmp_path, "-m", "realtime.serving.serve", "--processes", "2") as server:
         children = _children(server.process.pid)
         assert len(children) == 2
         async with contextlib.AsyncExitStack() as stack:
@@ -66,7 +66,7 @@ async def test_two_processes_share_the_port_the_streams_and_the_shutdown(tmp_pat
 async def test_when_one_process_dies_the_whole_server_stops_for_its_supervisor(
     tmp_path: Path,
 ) -> None:
-    with run_server(tmp_path, "-m", "realtime.serve", "--processes", "2") as server:
+    with run_server(tmp_path, "-m", "realtime.serving.serve", "--processes", "2") as server:
         first, second = sorted(_children(server.process.pid))
         os.kill(first, signal.SIGKILL)
         assert await asyncio.to_thread(server.process.wait, 15) != 0

@@ -42,7 +42,7 @@ def serve(host: str, port: int, processes: int, daphne_options: Sequence[str]) -
             [
                 sys.executable,
                 "-m",
-                "realtime.server",
+                "realtime.serving.server",
                 "--fd",
                 str(sock.fileno()),
                 *daphne_options,
