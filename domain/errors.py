@@ -2,6 +2,7 @@
 ``domain.api.errors``, websocket close codes in ``realtime.close_codes``."""
 
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 
 
 class ApplicationError(Exception):
@@ -50,3 +51,24 @@ class Conflict(ApplicationError):
     """The request is valid but contradicts the current state."""
 
     code = "conflict"
+
+
+class ErrorCode(StrEnum):
+    """The stable ``code`` of every specific failure the services raise (the classes above
+    give the general ones). Documented in docs/api.md and docs/protocol.md; tests use these."""
+
+    USERNAME_TAKEN = "username_taken"
+    ALREADY_ACTIVE = "already_active"
+    ALREADY_REJECTED = "already_rejected"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    TOKEN_MISSING = "token_missing"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_REUSED = "token_reused"
+    INVALID_TOKEN = "invalid_token"
+    ACCOUNT_PENDING = "account_pending"
+    ACCOUNT_REJECTED = "account_rejected"
+    ACCOUNT_DISABLED = "account_disabled"
+    HOSPITAL_NOT_FOUND = "hospital_not_found"
+    RESERVATION_NOT_FOUND = "reservation_not_found"
+    RESERVATION_NOT_PENDING = "reservation_not_pending"
+    RESERVATION_NOT_APPROVED = "reservation_not_approved"

@@ -32,6 +32,10 @@ WEBSOCKET_ALLOWED_ORIGINS = env.list("WEBSOCKET_ALLOWED_ORIGINS", default=[])
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
+# What delivers the events domain services publish after commit (domain.events): the one
+# publishing path. Named here, so that the domain package never imports the realtime one.
+EVENTS_PUBLISHER = "realtime.publishing.publish_events"
+
 # Realtime: per-stream event history kept for resume (whichever cap is hit first), the send
 # buffer a socket may fill before it is closed as too slow, and client message limits.
 REALTIME_HISTORY_SECONDS = env.int("REALTIME_HISTORY_SECONDS", default=30 * 60)

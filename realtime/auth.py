@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
-from domain.errors import ApplicationError, AuthenticationFailed
+from domain.errors import ApplicationError, AuthenticationFailed, ErrorCode
 from domain.models import User
 from domain.services.tokens import access_token_authenticate
 
@@ -48,7 +48,7 @@ async def socket_authenticate(query_string: bytes) -> SocketAuth:
     token = _token_from_query(query_string)
     try:
         if not token:
-            raise AuthenticationFailed("No token given.", code="token_missing")
+            raise AuthenticationFailed("No token given.", code=ErrorCode.TOKEN_MISSING)
         # Not thread-sensitive: a crowd reconnecting at once is authenticated on several
         # threads (each with its own database connection) instead of one at a time.
         authenticated = await database_sync_to_async(

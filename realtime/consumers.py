@@ -9,7 +9,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from domain.errors import AuthenticationFailed
+from domain.errors import AuthenticationFailed, ErrorCode
 from realtime import close_codes
 from realtime.auth import socket_authenticate
 from realtime.hub import get_hub
@@ -43,7 +43,7 @@ class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.accept()
         if auth.error is not None or auth.user is None or auth.expires_at is None:
             error = auth.error or AuthenticationFailed(
-                "The token is invalid.", code="invalid_token"
+                "The token is invalid.", code=ErrorCode.INVALID_TOKEN
             )
             await self.send(
                 text_data=json.dumps(

@@ -21,7 +21,7 @@ import redis.asyncio
 from django.conf import settings
 
 from realtime.metrics import ProcessMetrics
-from realtime.publishing import history_after, live_channel, stream_head
+from realtime.publishing import history_after, live_channel, stream_head, stream_of_channel
 from realtime.sinks import Frame, Sink
 
 logger = logging.getLogger(__name__)
@@ -29,8 +29,6 @@ logger = logging.getLogger(__name__)
 JOIN_TIMEOUT = 10.0
 IDLE_FEED_SECONDS = 60.0
 MAX_BATCH = 500  # pub/sub messages fanned out together at most
-_LIVE_PREFIX = "weer:{"
-_LIVE_SUFFIX = "}:live"
 
 
 @dataclass(eq=False, slots=True)
@@ -206,8 +204,7 @@ class Hub:
     async def _handle(self, messages: list[dict[str, Any]]) -> None:
         runs: dict[Feed, list[tuple[int, Frame]]] = {}
         for message in messages:
-            channel = message["channel"].decode()
-            feed = self._feeds.get(channel[len(_LIVE_PREFIX) : -len(_LIVE_SUFFIX)])
+            feed = self._feeds.get(stream_of_channel(message["channel"].decode()))
             if feed is None:
                 continue
             if message["type"] == "subscribe":

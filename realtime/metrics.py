@@ -20,9 +20,9 @@ import redis.asyncio
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from domain.events import METRICS, METRICS_SNAPSHOT
 from ingestion.metrics import aread_ingestion_metrics, read_ingestion_metrics
 from realtime.publishing import PUBLISHED_COUNTER, apublish_event
-from realtime.streams import METRICS
 
 if TYPE_CHECKING:
     from realtime.hub import Hub
@@ -106,7 +106,7 @@ class ProcessMetrics:
         summary = aggregator.summarize(processes, published)
         summary["ingestion"] = await aread_ingestion_metrics(client)
         await client.set(LATEST_KEY, json.dumps(summary), px=ttl_ms)
-        await apublish_event(client, METRICS, "metrics.snapshot", summary)
+        await apublish_event(client, METRICS, METRICS_SNAPSHOT, summary)
 
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096

@@ -3,8 +3,9 @@
 One Redis script, atomically per event: takes the stream's next sequence number, builds the
 wire frame around the data (serialized once, here), appends it to the stream's bounded
 history (a Redis Stream whose entry IDs are ``<seq>-0``), and publishes it to the stream's
-pub/sub channel, which every server process's hub listens to. Callers in a transaction must
-publish after it commits (``publish_on_commit``): clients must never see rolled-back state.
+pub/sub channel, which every server process's hub listens to. Domain services do not call it
+directly: they hand their events to ``domain.events.events_publish_on_commit``, which calls
+``publish_events`` (``settings.EVENTS_PUBLISHER``) once their transaction commits.
 
 Sequence numbers start from the clock (ms since epoch) when a stream's counter is created, so a
 Redis that lost its data never reissues a number a client already holds: that client's
@@ -22,9 +23,8 @@ import redis
 import redis.asyncio
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
 
-from realtime.streams import stream_parse
+from domain.events import Event, stream_parse
 
 # KEYS: seq, history. ARGV: channel, frame head, data JSON, history ms, history maxlen.
 _PUBLISH = """
@@ -66,8 +66,16 @@ def history_key(stream: str) -> str:
     return f"weer:{{{stream}}}:history"
 
 
+_LIVE_PREFIX, _LIVE_SUFFIX = "weer:{", "}:live"
+
+
 def live_channel(stream: str) -> str:
-    return f"weer:{{{stream}}}:live"
+    return f"{_LIVE_PREFIX}{stream}{_LIVE_SUFFIX}"
+
+
+def stream_of_channel(channel: str) -> str:
+    """The stream whose ``live_channel`` this is (its inverse)."""
+    return channel.removeprefix(_LIVE_PREFIX).removesuffix(_LIVE_SUFFIX)
 
 
 class _WireEncoder(DjangoJSONEncoder):
@@ -115,9 +123,6 @@ def _client() -> "redis.Redis":
     return _sync_client
 
 
-Event = tuple[str, str, Mapping[str, Any]]  # stream, kind, data
-
-
 def publish_events(events: Sequence[Event]) -> list[int]:
     """Publish events in order, in one round trip, and return their sequence numbers.
 
@@ -137,7 +142,7 @@ def publish_events(events: Sequence[Event]) -> list[int]:
 
 def publish_event(stream: str, kind: str, data: Mapping[str, Any]) -> int:
     """Publish one event of ``kind`` to ``stream``; its sequence number (see publish_events)."""
-    return publish_events([(stream, kind, data)])[0]
+    return publish_events([Event(stream, kind, data)])[0]
 
 
 async def apublish_event(
@@ -150,13 +155,6 @@ async def apublish_event(
         pipe.incr(PUBLISHED_COUNTER)
         seq, _ = await pipe.execute()
     return int(seq)
-
-
-def publish_on_commit(events: Sequence[Event]) -> None:
-    """Publish once the current transaction commits (at once outside a transaction). If Redis
-    fails then, the error is logged: the database is right and snapshots will show it."""
-    if events:
-        transaction.on_commit(lambda: publish_events(list(events)), robust=True)
 
 
 async def stream_head(client: "redis.asyncio.Redis", stream: str) -> int:

@@ -14,13 +14,13 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from domain.events import Stream, stream_allowed, stream_parse
 from realtime import close_codes
 from realtime.auth import SocketUser
 from realtime.hub import Hub, Member
 from realtime.publishing import encode_json, history_after, stream_head
 from realtime.sinks import Frame, Sink
 from realtime.snapshots import snapshot_json
-from realtime.streams import Stream, stream_allowed, stream_parse
 
 logger = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from domain.events import Stream, StreamKind
 from domain.selectors.hospitals import er_status_snapshot
 from domain.selectors.reservations import reservations_open_snapshot
 from realtime.metrics import LATEST_KEY
 from realtime.publishing import encode_json
-from realtime.streams import Stream, StreamKind
 
 SHARE_SECONDS = 3.0  # data_age_seconds in a shared snapshot is at most this old
 
@@ -55,5 +55,7 @@ async def _snapshot_data(stream: Stream, redis_client: Any) -> dict[str, Any]:
             crew_id=int(stream.key)
         )
         return {"reservations": reservations}
+    if stream.kind is StreamKind.LOADTEST:
+        return {}
     latest = await redis_client.get(LATEST_KEY)
     return json.loads(latest) if latest else {}

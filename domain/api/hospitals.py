@@ -17,7 +17,9 @@ from domain.selectors.hospitals import (
     hospital_get,
     hospital_search,
     region_list,
+    stale_region_codes,
 )
+from domain.selectors.reservations import held_counts
 
 router = Router(tags=["hospitals"])
 
@@ -40,11 +42,15 @@ def hospitals(request: HttpRequest, filters: Query[HospitalFilters]) -> dict[str
         needs=filters.need_list(),
         q=filters.q,
     )
-    context = StatusContext.now()
+    context = _status_context()
     return page_of(hits, filters, lambda hit: HospitalOut.build(hit, context))
 
 
 @router.get("/hospitals/{hpid}", response={200: HospitalDetailOut, 404: ErrorOut})
 def hospital(request: HttpRequest, hpid: str) -> HospitalDetailOut:
     """One hospital: status, severe-illness acceptance and active ER announcements."""
-    return HospitalDetailOut.build_detail(hospital_get(hpid=hpid))
+    return HospitalDetailOut.build_detail(hospital_get(hpid=hpid), _status_context())
+
+
+def _status_context() -> StatusContext:
+    return StatusContext(stale_regions=stale_region_codes(), held=held_counts())

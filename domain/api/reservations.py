@@ -9,7 +9,12 @@ from pydantic import BaseModel
 from domain.api.schemas import ErrorOut, Paging, page_of
 from domain.api.security import access_token_auth
 from domain.models import AgeBand, Consciousness, DeclineReason, ReservationStatus, Sex, User
-from domain.selectors.reservations import reservation_summary
+from domain.selectors.reservations import (
+    reservation_get,
+    reservation_history,
+    reservation_list,
+    reservation_summary,
+)
 from domain.services import reservations as service
 
 router = Router(tags=["reservations"], auth=access_token_auth)
@@ -41,7 +46,7 @@ class RequestIn(BaseModel):
     longitude: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
 
 
-class RejectIn(BaseModel):
+class DeclineIn(BaseModel):
     reason: Literal[tuple(DeclineReason.values)]  # type: ignore[valid-type]
     note: str = Field("", max_length=500)
 
@@ -84,15 +89,11 @@ class HistoryOut(Schema):
     action: str
     from_status: str
     to_status: str
-    actor: str | None
+    actor: str | None = Field(description="The username; null for the system.")
     actor_role: str
     reason: str
     note: str
     at: datetime
-
-    @staticmethod
-    def resolve_actor(event: Any) -> str | None:
-        return event.actor.username if event.actor else None
 
 
 def _user(request: HttpRequest) -> User:
@@ -116,22 +117,20 @@ def create(request: HttpRequest, payload: RequestIn) -> Status[list[dict[str, An
 @router.get("", response={200: ReservationPage, **_ERRORS})
 def list_reservations(request: HttpRequest, filters: Query[ListFilters]) -> dict[str, Any]:
     """A crew's own reservations, a hospital's queue, or (admins) all; newest first."""
-    found = service.reservation_list(user=_user(request), status=filters.status)
+    found = reservation_list(user=_user(request), status=filters.status)
     return page_of(found, filters, reservation_summary)
 
 
 @router.get("/{reservation_id}", response={200: ReservationOut, **_ERRORS})
 def detail(request: HttpRequest, reservation_id: int) -> dict[str, Any]:
     """One reservation the caller may see."""
-    return reservation_summary(
-        service.reservation_get(user=_user(request), reservation_id=reservation_id)
-    )
+    return reservation_summary(reservation_get(user=_user(request), reservation_id=reservation_id))
 
 
 @router.get("/{reservation_id}/history", response={200: list[HistoryOut], **_ERRORS})
-def history(request: HttpRequest, reservation_id: int) -> list[Any]:
+def history(request: HttpRequest, reservation_id: int) -> list[dict[str, Any]]:
     """Every transition, oldest first (read-only: nothing can edit or delete it)."""
-    return list(service.reservation_history(user=_user(request), reservation_id=reservation_id))
+    return reservation_history(user=_user(request), reservation_id=reservation_id)
 
 
 @router.post("/{reservation_id}/acknowledge", response={200: ReservationOut, **_ERRORS})
@@ -151,7 +150,7 @@ def approve(request: HttpRequest, reservation_id: int) -> dict[str, Any]:
 
 
 @router.post("/{reservation_id}/reject", response={200: ReservationOut, **_ERRORS})
-def reject(request: HttpRequest, reservation_id: int, payload: RejectIn) -> dict[str, Any]:
+def reject(request: HttpRequest, reservation_id: int, payload: DeclineIn) -> dict[str, Any]:
     """ER staff: decline with a structured reason (``other`` needs a note)."""
     return reservation_summary(
         service.reservation_reject(

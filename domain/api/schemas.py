@@ -18,9 +18,7 @@ from domain.selectors.hospitals import (
     HospitalHit,
     RegionSummary,
     data_age_seconds,
-    stale_region_codes,
 )
-from domain.selectors.reservations import held_counts
 from domain.severe_illness import SEVERE_ILLNESS_CATEGORIES
 
 MAX_PAGE_SIZE = 100
@@ -197,14 +195,11 @@ class StatusOut(Schema):
 
 @dataclass(frozen=True)
 class StatusContext:
-    """What a status needs beyond its row, read once per request."""
+    """What a status needs beyond its row, read once per request by the view (schemas run no
+    queries)."""
 
     stale_regions: set[str]
     held: dict[int, int]
-
-    @classmethod
-    def now(cls) -> "StatusContext":
-        return cls(stale_region_codes(), held_counts())
 
 
 class HospitalOut(Schema):
@@ -279,9 +274,11 @@ class HospitalDetailOut(HospitalOut):
     announcements: list[AnnouncementOut]
 
     @classmethod
-    def build_detail(cls, hospital: Hospital) -> "HospitalDetailOut":
+    def build_detail(cls, hospital: Hospital, context: StatusContext) -> "HospitalDetailOut":
+        """``hospital`` as ``hospital_get`` returns it (acceptances and announcements
+        prefetched)."""
         return cls(
-            **cls.fields_of(hospital, None, timezone.now(), StatusContext.now()),
+            **cls.fields_of(hospital, None, timezone.now(), context),
             acceptances=[
                 AcceptanceOut(
                     category=a.category,

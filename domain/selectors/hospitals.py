@@ -8,7 +8,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from domain.bed_fields import EQUIPMENT_NEEDS
-from domain.errors import NotFound, ValidationFailed
+from domain.errors import ErrorCode, NotFound, ValidationFailed
 from domain.geo import bounding_box, distance_km
 from domain.models import ERAnnouncement, ERStatus, Hospital, RegionFreshness
 from domain.regions import REGIONS, REGIONS_BY_CODE, Region
@@ -109,7 +109,7 @@ def hospital_get(*, hpid: str) -> Hospital:
         .first()
     )
     if hospital is None:
-        raise NotFound(f"No hospital {hpid!r}.", code="hospital_not_found")
+        raise NotFound(f"No hospital {hpid!r}.", code=ErrorCode.HOSPITAL_NOT_FOUND)
     return hospital
 
 

@@ -1,10 +1,12 @@
-"""Reads of reservations."""
+"""Reads of reservations: what each user may see, their summaries, history and bed holds."""
 
+from collections.abc import Collection
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q, QuerySet
 
-from domain.models import Reservation, ReservationStatus
+from domain.errors import ErrorCode, NotFound, ValidationFailed
+from domain.models import Reservation, ReservationStatus, Role, User
 
 OPEN_STATUSES = (ReservationStatus.PENDING, ReservationStatus.APPROVED)
 CONDITION_FIELDS = (
@@ -68,12 +70,48 @@ def reservations_open_snapshot(
     return [reservation_summary(r) for r in reservations]
 
 
-def held_counts() -> dict[int, int]:
-    """Beds held by approved reservations, per hospital id (absent: none)."""
-    rows = (
-        Reservation.objects.filter(status=ReservationStatus.APPROVED, hold_released_at__isnull=True)
-        .values_list("hospital_id")
-        .annotate(n=Count("id"))
-        .order_by()
+def held_counts(*, hospital_ids: Collection[int] | None = None) -> dict[int, int]:
+    """Beds held by approved reservations, per hospital id (absent: none), of every hospital
+    or of ``hospital_ids``."""
+    holding = Reservation.objects.filter(
+        status=ReservationStatus.APPROVED, hold_released_at__isnull=True
     )
-    return dict(rows)
+    if hospital_ids is not None:
+        holding = holding.filter(hospital_id__in=hospital_ids)
+    return dict(holding.values_list("hospital_id").annotate(n=Count("id")).order_by())
+
+
+def _visible_to(user: User) -> QuerySet[Reservation]:
+    reservations = Reservation.objects.select_related("hospital", "crew", "condition")
+    if user.role == Role.ADMIN:
+        return reservations
+    if user.role == Role.HOSPITAL:
+        return reservations.filter(hospital=user.hospital)
+    return reservations.filter(crew=user)
+
+
+def reservation_list(*, user: User, status: str | None = None) -> QuerySet[Reservation]:
+    """A crew's own reservations, a hospital's queue, or (admins) all; newest first."""
+    if status is not None and status not in ReservationStatus.values:
+        raise ValidationFailed(
+            "Unknown status.", fields={"status": [f"One of {ReservationStatus.values}."]}
+        )
+    reservations = _visible_to(user)
+    return reservations.filter(status=status) if status else reservations
+
+
+def reservation_get(*, user: User, reservation_id: int) -> Reservation:
+    """Raises ``NotFound`` for reservations the user may not see (their existence included)."""
+    reservation = _visible_to(user).filter(pk=reservation_id).first()
+    if reservation is None:
+        raise NotFound(f"No reservation {reservation_id}.", code=ErrorCode.RESERVATION_NOT_FOUND)
+    return reservation
+
+
+def reservation_history(*, user: User, reservation_id: int) -> list[dict[str, Any]]:
+    """Every transition of a reservation the user may see, oldest first, as plain values."""
+    reservation = reservation_get(user=user, reservation_id=reservation_id)
+    rows = reservation.history.values(
+        "action", "from_status", "to_status", "actor_role", "reason", "note", "at"
+    ).annotate(actor=F("actor__username"))
+    return [dict(row) for row in rows]

@@ -12,12 +12,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from domain.events import Event, beds_changed, beds_stale, events_publish_on_commit
 from domain.models import ERStatus, Hospital, RegionFreshness
 from domain.regions import REGIONS_BY_CODE
 from domain.reports import BedReport
-from domain.status_diff import diff_values
-from realtime.publishing import Event, publish_on_commit
-from realtime.streams import beds_streams
+from domain.status_diff import StatusOutcome, status_update
 
 
 @dataclass
@@ -70,35 +69,42 @@ def er_status_apply(*, region_code: str, reports: Sequence[BedReport]) -> BedsAp
     for hpid, report in latest.items():
         hospital = hospitals[hpid]
         status = statuses.get(hospital.pk)
-        if status is not None and status.hvidate is not None and report.hvidate < status.hvidate:
+        update = status_update(
+            stored_hvidate=status.hvidate if status else None,
+            stored_values=status.values() if status else None,
+            reported_hvidate=report.hvidate,
+            reported_values=report.values,
+        )
+        if update.outcome is StatusOutcome.OLDER:
             result.older_skipped += 1
             continue
-        changes = diff_values(status.values() if status else {}, report.values)
+        if update.outcome is StatusOutcome.SAME:
+            result.unchanged += 1
+            continue
         if status is None:
             new_statuses.append(
                 ERStatus(
                     hospital=hospital, hvidate=report.hvidate, ingested_at=now, **report.values
                 )
             )
-        elif not changes and report.hvidate == status.hvidate:
-            result.unchanged += 1
-            continue
         else:
-            columns = {name: change["new"] for name, change in changes.items()}
+            columns = {name: change["new"] for name, change in update.changes.items()}
             updates.append((status.pk, columns | {"hvidate": report.hvidate, "ingested_at": now}))
-        if not changes:  # only the hospital's input time moved: fresher data, nothing new
+        if update.outcome is StatusOutcome.FRESHER:
             result.unchanged += 1
             continue
         result.changed.append(hpid)
         result.lags.append((now - report.hvidate).total_seconds())
-        data = {"hpid": hpid, "changes": changes, "hvidate": report.hvidate}
-        events.extend(
-            (stream, "beds.changed", data) for stream in beds_streams(hospital.region_code)
+        events += beds_changed(
+            hpid=hpid,
+            region_code=hospital.region_code,
+            changes=update.changes,
+            hvidate=report.hvidate,
         )
     ERStatus.objects.bulk_create(new_statuses, batch_size=500)
     for pk, columns in updates:  # small single-row UPDATEs beat bulk_update's CASE per column
         ERStatus.objects.filter(pk=pk).update(**columns)
-    publish_on_commit(events)
+    events_publish_on_commit(events)
     return result
 
 
@@ -108,8 +114,7 @@ def _stale_event(region_code: str, *, stale: bool, since: datetime | None) -> li
         .order_by("hpid")
         .values_list("hpid", flat=True)
     )
-    data = {"region": region_code, "stale": stale, "since": since, "hpids": hpids}
-    return [(stream, "beds.stale", data) for stream in beds_streams(region_code)]
+    return beds_stale(region_code=region_code, stale=stale, since=since, hpids=hpids)
 
 
 @transaction.atomic
@@ -126,7 +131,7 @@ def region_poll_succeeded(*, region_code: str) -> None:
     freshness.stale_since = None
     freshness.save()
     if was_stale:
-        publish_on_commit(_stale_event(region_code, stale=False, since=None))
+        events_publish_on_commit(_stale_event(region_code, stale=False, since=None))
 
 
 @transaction.atomic
@@ -145,6 +150,6 @@ def region_poll_failed(*, region_code: str, error: str) -> bool:
     overdue = freshness.last_success_at is None or now - freshness.last_success_at > limit
     if overdue and freshness.stale_since is None:
         freshness.stale_since = now
-        publish_on_commit(_stale_event(region_code, stale=True, since=now))
+        events_publish_on_commit(_stale_event(region_code, stale=True, since=now))
     freshness.save()
     return freshness.stale_since is not None

@@ -13,11 +13,16 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from domain.events import (
+    Event,
+    acceptance_changed,
+    announcements_changed,
+    events_publish_on_commit,
+)
+from domain.hospital_info_diff import StoredFlag, acceptance_diff, announcements_diff
 from domain.models import EmergencyClass, ERAnnouncement, Hospital, SevereIllnessAcceptance
 from domain.regions import region_for_sido
 from domain.reports import AcceptanceReport, InstitutionReport, MessageReport
-from realtime.publishing import Event, publish_on_commit
-from realtime.streams import beds_streams
 
 
 @dataclass
@@ -83,39 +88,38 @@ def acceptance_apply(*, reports: Sequence[AcceptanceReport]) -> InfoApplied:
         stored[flag.hospital_id][flag.category] = flag
     events: list[Event] = []
     to_create: list[SevereIllnessAcceptance] = []
-    to_update: list[SevereIllnessAcceptance] = []
+    to_update: dict[int, SevereIllnessAcceptance] = {}  # by pk
     for report in reports:
         hospital = hospitals.get(report.hpid)
         if hospital is None:
             result.skipped += 1
             continue
-        changes: dict[str, dict[str, object]] = {}
-        for category, accepts in report.accepts.items():
-            age_limit = report.age_limits.get(category, "")
-            row = stored[hospital.pk].get(category)
+        rows = stored[hospital.pk]
+        diff = acceptance_diff(
+            stored={c: StoredFlag(row.accepts, row.age_limit) for c, row in rows.items()},
+            accepts=report.accepts,
+            age_limits=report.age_limits,
+        )
+        for category, write in diff.writes.items():
+            row = rows.get(category)
             if row is None:
-                to_create.append(
-                    SevereIllnessAcceptance(
-                        hospital=hospital, category=category, accepts=accepts, age_limit=age_limit
-                    )
-                )
-                changes[str(category)] = {"old": None, "new": accepts}
-            elif row.accepts is not accepts or row.age_limit != age_limit:
-                if row.accepts is not accepts:
-                    changes[str(category)] = {"old": row.accepts, "new": accepts}
-                row.accepts, row.age_limit = accepts, age_limit
-                to_update.append(row)
-        if changes:
+                row = rows[category] = SevereIllnessAcceptance(hospital=hospital, category=category)
+                to_create.append(row)
+            elif row.pk is not None:
+                to_update[row.pk] = row
+            row.accepts, row.age_limit = write.accepts, write.age_limit
+        if diff.changes:
             result.changed += 1
-            data = {"hpid": hospital.hpid, "changes": changes}
-            events.extend(
-                (s, "acceptance.changed", data) for s in beds_streams(hospital.region_code)
+            events += acceptance_changed(
+                hpid=hospital.hpid, region_code=hospital.region_code, changes=diff.changes
             )
         else:
             result.unchanged += 1
     SevereIllnessAcceptance.objects.bulk_create(to_create, batch_size=1000)
-    SevereIllnessAcceptance.objects.bulk_update(to_update, ["accepts", "age_limit"], batch_size=500)
-    publish_on_commit(events)
+    SevereIllnessAcceptance.objects.bulk_update(
+        to_update.values(), ["accepts", "age_limit"], batch_size=500
+    )
+    events_publish_on_commit(events)
     return result
 
 
@@ -146,43 +150,40 @@ def announcements_apply(*, region_code: str, reports: Sequence[MessageReport]) -
         .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
         .select_related("hospital")
     }
-    added: dict[str, list[dict[str, object]]] = defaultdict(list)
-    removed: dict[str, list[str]] = defaultdict(list)
-    listed = set()
-    for report in reports:
-        hospital = hospitals.get(report.hpid)
-        if hospital is None:
-            result.skipped += 1
-            continue
-        listed.add(report.fingerprint)
-        if report.fingerprint in active:
-            continue
-        ERAnnouncement.objects.update_or_create(
-            fingerprint=report.fingerprint,
-            defaults={
-                "hospital": hospital,
-                "message_type": report.message_type,
-                "disease_code": report.disease_code,
-                "disease_name": report.disease_name,
-                "message": report.message,
-                "display_flag": report.display_flag,
-                "display_method": report.display_method,
-                "starts_at": report.starts_at,
-                "ends_at": report.ends_at,
-            },
-        )
-        added[report.hpid].append(_announcement(report))
-    for fingerprint, announcement in active.items():
-        if fingerprint not in listed:
+    known = [report for report in reports if report.hpid in hospitals]
+    result.skipped = len(reports) - len(known)
+    changes = announcements_diff(
+        active={fingerprint: a.hospital.hpid for fingerprint, a in active.items()}, listed=known
+    )
+    events: list[Event] = []
+    for hpid in sorted(changes):
+        hospital = hospitals[hpid]
+        for report in changes[hpid].added:
+            ERAnnouncement.objects.update_or_create(
+                fingerprint=report.fingerprint,
+                defaults={
+                    "hospital": hospital,
+                    "message_type": report.message_type,
+                    "disease_code": report.disease_code,
+                    "disease_name": report.disease_name,
+                    "message": report.message,
+                    "display_flag": report.display_flag,
+                    "display_method": report.display_method,
+                    "starts_at": report.starts_at,
+                    "ends_at": report.ends_at,
+                },
+            )
+        for fingerprint in changes[hpid].removed:
+            announcement = active[fingerprint]
             announcement.ends_at = max(now, announcement.starts_at or now)
             announcement.save(update_fields=["ends_at", "last_seen_at"])
-            removed[announcement.hospital.hpid].append(fingerprint[:16])
-    events: list[Event] = []
-    for hpid in sorted(added.keys() | removed.keys()):
-        data = {"hpid": hpid, "added": added.get(hpid, []), "removed": removed.get(hpid, [])}
-        streams = beds_streams(hospitals[hpid].region_code)
-        events.extend((stream, "announcements.changed", data) for stream in streams)
-    result.changed = len(added.keys() | removed.keys())
+        events += announcements_changed(
+            hpid=hpid,
+            region_code=hospital.region_code,
+            added=[_announcement(report) for report in changes[hpid].added],
+            removed=[fingerprint[:16] for fingerprint in changes[hpid].removed],
+        )
+    result.changed = len(changes)
     result.unchanged = len(hospitals) - result.changed
-    publish_on_commit(events)
+    events_publish_on_commit(events)
     return result

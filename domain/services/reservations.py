@@ -1,8 +1,10 @@
 """The reservation workflow: a crew asks up to three ERs to take a patient; each ER acknowledges
 and decides; the first approval wins and withdraws the others; approvals hold a bed.
 
-Every transition is one transaction that also appends to the audit trail, and after commit
-publishes a ``reservation.<action>`` event carrying the reservation's full current state to
+Every change to an existing reservation is a ``Move`` of the table below, made by one function,
+``_make``, in the transaction of the service that asked for it: lock, check the move is allowed
+from the current status, set the fields, save, append to the audit trail, and after commit
+publish a ``reservation.<action>`` event carrying the reservation's full current state to
 ``hospital.<hpid>`` and ``crew.<id>`` — never to anyone else. Bed holds change the hospital's
 ``held`` count, published as ``beds.changed`` like any other bed change.
 
@@ -11,17 +13,25 @@ hospitals approving the same patient are serialized and exactly one wins), then 
 status row (so hold counts stay exact), then the reservation rows.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
-from domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from domain.errors import Conflict, ErrorCode, PermissionDenied, ValidationFailed
+from domain.events import (
+    Event,
+    ReservationAction,
+    beds_changed,
+    events_publish_on_commit,
+    reservation_changed,
+)
 from domain.geo import distance_km
 from domain.models import (
     DeclineReason,
@@ -34,26 +44,101 @@ from domain.models import (
     Role,
     User,
 )
-from domain.selectors.reservations import OPEN_STATUSES, reservation_summary
-from realtime.publishing import Event, publish_on_commit
-from realtime.streams import beds_streams, crew_stream, hospital_stream
+from domain.selectors.reservations import held_counts, reservation_get, reservation_summary
 
 MAX_HOSPITALS_PER_REQUEST = 3
 
+PENDING, APPROVED = ReservationStatus.PENDING, ReservationStatus.APPROVED
 
-def _events(action: str, reservation: Reservation) -> list[Event]:
-    data = reservation_summary(reservation)
-    return [
-        (hospital_stream(reservation.hospital.hpid), f"reservation.{action}", data),
-        (crew_stream(reservation.crew_id), f"reservation.{action}", data),
-    ]
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One allowed change of a reservation: from which statuses, to which (None: the status
+    stays), what the audit trail and the event call it, and whether it starts (+1) or ends
+    (-1) a bed hold."""
+
+    action: str  # the audit trail's name for it
+    event: ReservationAction
+    sources: tuple[ReservationStatus, ...]
+    target: ReservationStatus | None = None
+    hold: int = 0
+
+    def conflict(self, reservation: Reservation) -> Conflict:
+        code = (
+            ErrorCode.RESERVATION_NOT_PENDING
+            if PENDING in self.sources
+            else ErrorCode.RESERVATION_NOT_APPROVED
+        )
+        return Conflict(
+            f"The reservation is {reservation.status}; it can no longer be {self.action}.",
+            code=code,
+            current=reservation_summary(reservation),
+        )
+
+
+ACKNOWLEDGE = Move("acknowledged", ReservationAction.ACKNOWLEDGED, (PENDING,))
+APPROVE = Move("approved", ReservationAction.DECIDED, (PENDING,), APPROVED, hold=+1)
+REJECT = Move("rejected", ReservationAction.DECIDED, (PENDING,), ReservationStatus.REJECTED)
+WITHDRAW = Move("withdrawn", ReservationAction.WITHDRAWN, (PENDING,), ReservationStatus.WITHDRAWN)
+CANCEL = Move("cancelled", ReservationAction.CANCELLED, (PENDING,), ReservationStatus.CANCELLED)
+CANCEL_APPROVED = Move(
+    "cancelled", ReservationAction.CANCELLED, (APPROVED,), ReservationStatus.CANCELLED, hold=-1
+)
+COMPLETE = Move(
+    "completed", ReservationAction.COMPLETED, (APPROVED,), ReservationStatus.COMPLETED, hold=-1
+)
+EXPIRE = Move("expired", ReservationAction.EXPIRED, (PENDING,), ReservationStatus.EXPIRED)
+REMIND = Move("reminded", ReservationAction.REMINDER, (PENDING,))
+RELEASE_HOLD = Move("hold_expired", ReservationAction.HOLD_EXPIRED, (APPROVED,), hold=-1)
+
+_CLOSING = {
+    ReservationStatus.WITHDRAWN,
+    ReservationStatus.CANCELLED,
+    ReservationStatus.COMPLETED,
+    ReservationStatus.EXPIRED,
+}
+
+Fields = Callable[[Reservation, datetime], None]
+
+
+def _no_fields(reservation: Reservation, now: datetime) -> None:
+    pass
+
+
+def _make(
+    reservation: Reservation,
+    move: Move,
+    *,
+    actor: User | None,
+    now: datetime,
+    fields: Fields = _no_fields,
+    reason: str = "",
+    note: str = "",
+) -> list[Event]:
+    """Make ``move`` on a reservation already locked (``_locked``) whose status allows it: set
+    the status and the move's own ``fields``, save, audit; the events to publish on commit."""
+    before = reservation.status
+    if move.target is not None:
+        reservation.status = move.target
+    if move.target in _CLOSING:
+        reservation.closed_at = now
+    releases = move.hold < 0 and reservation.hold_released_at is None
+    if releases:
+        reservation.hold_released_at = now
+    fields(reservation, now)
+    reservation.save()
+    _audit(reservation, move.action, before, actor=actor, now=now, reason=reason, note=note)
+    events = reservation_changed(action=move.event, reservation=reservation_summary(reservation))
+    if move.hold > 0 or releases:
+        events += _held_change(reservation.hospital, move.hold)
+    return events
 
 
 def _audit(
     reservation: Reservation,
-    *,
     action: str,
     before: str,
+    *,
     actor: User | None,
     now: datetime,
     reason: str = "",
@@ -72,61 +157,54 @@ def _audit(
     )
 
 
-def held_count(hospital: Hospital) -> int:
-    return Reservation.objects.filter(
-        hospital=hospital, status=ReservationStatus.APPROVED, hold_released_at__isnull=True
-    ).count()
-
-
 def _held_change(hospital: Hospital, change: int) -> list[Event]:
-    """Call with the hospital's status row locked, after the hold has changed."""
-    new = held_count(hospital)
+    """The hospital's new ``held`` count. Call with its status row locked, after the hold has
+    changed."""
+    new = held_counts(hospital_ids=[hospital.pk]).get(hospital.pk, 0)
     status = ERStatus.objects.filter(hospital=hospital).first()
-    data = {
-        "hpid": hospital.hpid,
-        "changes": {"held": {"old": new - change, "new": new}},
-        "hvidate": status.hvidate if status else None,
-    }
-    return [(stream, "beds.changed", data) for stream in beds_streams(hospital.region_code)]
+    return beds_changed(
+        hpid=hospital.hpid,
+        region_code=hospital.region_code,
+        changes={"held": {"old": new - change, "new": new}},
+        hvidate=status.hvidate if status else None,
+    )
 
 
-def _lock_hospital(hospital: Hospital) -> None:
-    list(ERStatus.objects.select_for_update().filter(hospital=hospital))
+def _locked(reservation_id: int) -> Reservation:
+    """The reservation, after locking its patient's condition, its hospital's status row and
+    itself, in that order (the module's lock order)."""
+    condition_id, hospital_id = Reservation.objects.values_list("condition_id", "hospital_id").get(
+        pk=reservation_id
+    )
+    PatientCondition.objects.select_for_update().get(pk=condition_id)
+    list(ERStatus.objects.select_for_update().filter(hospital_id=hospital_id))
+    return (
+        Reservation.objects.select_for_update()
+        .select_related("hospital", "crew", "condition")
+        .get(pk=reservation_id)
+    )
 
 
-# -- reads -------------------------------------------------------------------------------------
-
-
-def _visible_to(user: User) -> QuerySet[Reservation]:
-    reservations = Reservation.objects.select_related("hospital", "crew", "condition")
-    if user.role == Role.ADMIN:
-        return reservations
-    if user.role == Role.HOSPITAL:
-        return reservations.filter(hospital=user.hospital)
-    return reservations.filter(crew=user)
-
-
-def reservation_list(*, user: User, status: str | None = None) -> QuerySet[Reservation]:
-    """A crew's own reservations, a hospital's queue, or (admins) all; newest first."""
-    if status is not None and status not in ReservationStatus.values:
-        raise ValidationFailed(
-            "Unknown status.", fields={"status": [f"One of {ReservationStatus.values}."]}
-        )
-    reservations = _visible_to(user)
-    return reservations.filter(status=status) if status else reservations
-
-
-def reservation_get(*, user: User, reservation_id: int) -> Reservation:
-    """Raises ``NotFound`` for reservations the user may not see (their existence included)."""
-    reservation = _visible_to(user).filter(pk=reservation_id).first()
-    if reservation is None:
-        raise NotFound(f"No reservation {reservation_id}.", code="reservation_not_found")
+def _decide(
+    reservation_id: int,
+    moves: Sequence[Move],
+    *,
+    by: User,
+    fields: Fields = _no_fields,
+    reason: str = "",
+    note: str = "",
+) -> Reservation:
+    """Make whichever of ``moves`` the reservation's status allows, for a person: a status
+    that allows none is a ``Conflict`` carrying the reservation's current state."""
+    reservation = _locked(reservation_id)
+    move = next((m for m in moves if reservation.status in m.sources), None)
+    if move is None:
+        raise moves[0].conflict(reservation)
+    events = _make(
+        reservation, move, actor=by, now=timezone.now(), fields=fields, reason=reason, note=note
+    )
+    events_publish_on_commit(events)
     return reservation
-
-
-def reservation_history(*, user: User, reservation_id: int) -> QuerySet[ReservationEvent]:
-    reservation = reservation_get(user=user, reservation_id=reservation_id)
-    return reservation.history.select_related("actor")
 
 
 # -- the crew's side ---------------------------------------------------------------------------
@@ -168,16 +246,7 @@ def reservation_request(
     created = []
     for hpid in unique:
         hospital = hospitals[hpid]
-        distance = None
-        if (
-            latitude is not None
-            and longitude is not None
-            and hospital.latitude is not None
-            and hospital.longitude is not None
-        ):
-            distance = round(
-                distance_km(latitude, longitude, hospital.latitude, hospital.longitude), 2
-            )
+        distance = _distance(latitude, longitude, hospital)
         reservation = Reservation.objects.create(
             crew=crew,
             hospital=hospital,
@@ -188,88 +257,50 @@ def reservation_request(
             if distance is None
             else max(1, round(distance / settings.RESERVATION_ETA_KMH * 60)),
         )
-        _audit(reservation, action="requested", before="", actor=crew, now=now)
-        publish_on_commit(_events("requested", reservation))
+        _audit(reservation, "requested", "", actor=crew, now=now)
+        summary = reservation_summary(reservation)
+        events_publish_on_commit(
+            reservation_changed(action=ReservationAction.REQUESTED, reservation=summary)
+        )
         created.append(reservation)
     return created
 
 
-def _for_crew(user: User, reservation_id: int) -> Reservation:
-    reservation = reservation_get(user=user, reservation_id=reservation_id)
+def _distance(latitude: float | None, longitude: float | None, hospital: Hospital) -> float | None:
+    if latitude is None or longitude is None:
+        return None
+    if hospital.latitude is None or hospital.longitude is None:
+        return None
+    return round(distance_km(latitude, longitude, hospital.latitude, hospital.longitude), 2)
+
+
+def _for_crew(user: User, reservation_id: int) -> None:
+    reservation_get(user=user, reservation_id=reservation_id)  # NotFound unless it is theirs
     if user.role != Role.AMBULANCE:
         raise PermissionDenied("Only the crew that made the request may do this.")
-    return reservation
-
-
-def _locked(reservation_id: int) -> Reservation:
-    """The reservation, with its patient's condition and its hospital locked (in that order)."""
-    condition_id = Reservation.objects.values_list("condition_id", flat=True).get(pk=reservation_id)
-    PatientCondition.objects.select_for_update().get(pk=condition_id)
-    reservation = (
-        Reservation.objects.select_for_update()
-        .select_related("hospital", "crew", "condition")
-        .get(pk=reservation_id)
-    )
-    _lock_hospital(reservation.hospital)
-    return reservation
-
-
-def _conflict(reservation: Reservation, wanted: str) -> Conflict:
-    return Conflict(
-        f"The reservation is {reservation.status}; it can no longer be {wanted}.",
-        code="reservation_not_" + ("pending" if wanted != "completed" else "approved"),
-        current=reservation_summary(reservation),
-    )
 
 
 @transaction.atomic
 def reservation_cancel(*, reservation_id: int, by: User) -> Reservation:
     """The crew calls it off (pending or approved); an approved one's bed hold is released."""
     _for_crew(by, reservation_id)
-    reservation = _locked(reservation_id)
-    if reservation.status not in OPEN_STATUSES:
-        raise _conflict(reservation, "cancelled")
-    now, before = timezone.now(), reservation.status
-    reservation.status = ReservationStatus.CANCELLED
-    reservation.closed_at = now
-    released = before == ReservationStatus.APPROVED and reservation.hold_released_at is None
-    if released:
-        reservation.hold_released_at = now
-    reservation.save()
-    events = _held_change(reservation.hospital, -1) if released else []
-    _audit(reservation, action="cancelled", before=before, actor=by, now=now)
-    publish_on_commit(_events("cancelled", reservation) + events)
-    return reservation
+    return _decide(reservation_id, [CANCEL, CANCEL_APPROVED], by=by)
 
 
 @transaction.atomic
 def reservation_complete(*, reservation_id: int, by: User) -> Reservation:
     """The crew has arrived and handed the patient over; the bed hold ends."""
     _for_crew(by, reservation_id)
-    reservation = _locked(reservation_id)
-    if reservation.status != ReservationStatus.APPROVED:
-        raise _conflict(reservation, "completed")
-    now = timezone.now()
-    reservation.status = ReservationStatus.COMPLETED
-    reservation.closed_at = now
-    released = reservation.hold_released_at is None
-    if released:
-        reservation.hold_released_at = now
-    reservation.save()
-    events = _held_change(reservation.hospital, -1) if released else []
-    _audit(reservation, action="completed", before=ReservationStatus.APPROVED, actor=by, now=now)
-    publish_on_commit(_events("completed", reservation) + events)
-    return reservation
+    return _decide(reservation_id, [COMPLETE], by=by)
 
 
 # -- the hospital's side -----------------------------------------------------------------------
 
 
-def _for_staff(user: User, reservation_id: int) -> Reservation:
-    reservation = reservation_get(user=user, reservation_id=reservation_id)
+def _for_staff(user: User, reservation_id: int) -> None:
+    reservation_get(user=user, reservation_id=reservation_id)  # NotFound unless addressed to it
     if user.role != Role.HOSPITAL:
         raise PermissionDenied("Only the addressed hospital's staff may do this.")
-    return reservation
 
 
 @transaction.atomic
@@ -277,15 +308,16 @@ def reservation_acknowledge(*, reservation_id: int, by: User) -> Reservation:
     """The ER has seen the request: the crew is told at once. Repeating it changes nothing."""
     _for_staff(by, reservation_id)
     reservation = _locked(reservation_id)
-    if reservation.status != ReservationStatus.PENDING:
-        raise _conflict(reservation, "acknowledged")
+    if reservation.status not in ACKNOWLEDGE.sources:
+        raise ACKNOWLEDGE.conflict(reservation)
     if reservation.acknowledged_at is None:
-        now = timezone.now()
-        reservation.acknowledged_at = now
-        reservation.save(update_fields=["acknowledged_at", "updated_at"])
-        _audit(reservation, action="acknowledged", before=reservation.status, actor=by, now=now)
-        publish_on_commit(_events("acknowledged", reservation))
+        events = _make(reservation, ACKNOWLEDGE, actor=by, now=timezone.now(), fields=_acknowledged)
+        events_publish_on_commit(events)
     return reservation
+
+
+def _acknowledged(reservation: Reservation, now: datetime) -> None:
+    reservation.acknowledged_at = reservation.acknowledged_at or now
 
 
 @transaction.atomic
@@ -294,39 +326,33 @@ def reservation_approve(*, reservation_id: int, by: User) -> Reservation:
     same patient is withdrawn in this same transaction: of two hospitals approving at once,
     exactly one wins and the other gets ``Conflict`` (409) with its withdrawal."""
     _for_staff(by, reservation_id)
+
+    def approved(reservation: Reservation, now: datetime) -> None:
+        _decided(reservation, now, by)
+        reservation.hold_expires_at = now + timedelta(seconds=settings.RESERVATION_HOLD_SECONDS)
+
     reservation = _locked(reservation_id)
-    if reservation.status != ReservationStatus.PENDING:
-        raise _conflict(reservation, "approved")
+    if reservation.status not in APPROVE.sources:
+        raise APPROVE.conflict(reservation)
     now = timezone.now()
-    reservation.status = ReservationStatus.APPROVED
-    reservation.decided_at = now
-    reservation.decided_by = by
-    reservation.acknowledged_at = reservation.acknowledged_at or now
-    reservation.hold_expires_at = now + timedelta(seconds=settings.RESERVATION_HOLD_SECONDS)
-    reservation.save()
-    _audit(reservation, action="approved", before=ReservationStatus.PENDING, actor=by, now=now)
-    events = _events("decided", reservation) + _held_change(reservation.hospital, +1)
+    events = _make(reservation, APPROVE, actor=by, now=now, fields=approved)
     others = (
         Reservation.objects.select_for_update()
         .select_related("hospital", "crew", "condition")
-        .filter(condition_id=reservation.condition_id, status=ReservationStatus.PENDING)
+        .filter(condition_id=reservation.condition_id, status__in=WITHDRAW.sources)
         .exclude(pk=reservation.pk)
     )
+    note = f"approved by {reservation.hospital.hpid}"
     for other in others:
-        other.status = ReservationStatus.WITHDRAWN
-        other.closed_at = now
-        other.save()
-        _audit(
-            other,
-            action="withdrawn",
-            before=ReservationStatus.PENDING,
-            actor=by,
-            now=now,
-            note=f"approved by {reservation.hospital.hpid}",
-        )
-        events += _events("withdrawn", other)
-    publish_on_commit(events)
+        events += _make(other, WITHDRAW, actor=by, now=now, note=note)
+    events_publish_on_commit(events)
     return reservation
+
+
+def _decided(reservation: Reservation, now: datetime, by: User) -> None:
+    reservation.decided_at = now
+    reservation.decided_by = by
+    reservation.acknowledged_at = reservation.acknowledged_at or now
 
 
 @transaction.atomic
@@ -341,99 +367,72 @@ def reservation_reject(
     if reason == DeclineReason.OTHER and not note.strip():
         raise ValidationFailed("Say why.", fields={"note": ["Required when the reason is other."]})
     _for_staff(by, reservation_id)
-    reservation = _locked(reservation_id)
-    if reservation.status != ReservationStatus.PENDING:
-        raise _conflict(reservation, "rejected")
-    now = timezone.now()
-    reservation.status = ReservationStatus.REJECTED
-    reservation.decided_at = now
-    reservation.decided_by = by
-    reservation.decline_reason = reason
-    reservation.decline_note = note.strip()
-    reservation.acknowledged_at = reservation.acknowledged_at or now
-    reservation.save()
-    _audit(
-        reservation,
-        action="rejected",
-        before=ReservationStatus.PENDING,
-        actor=by,
-        now=now,
-        reason=reason,
-        note=reservation.decline_note,
+
+    def rejected(reservation: Reservation, now: datetime) -> None:
+        _decided(reservation, now, by)
+        reservation.decline_reason = reason
+        reservation.decline_note = note.strip()
+
+    return _decide(
+        reservation_id, [REJECT], by=by, fields=rejected, reason=reason, note=note.strip()
     )
-    publish_on_commit(_events("decided", reservation))
-    return reservation
 
 
 # -- time --------------------------------------------------------------------------------------
 
 
-def reservations_sweep(*, now: datetime | None = None) -> dict[str, int]:
-    """Expire pending requests past their time, re-alert unacknowledged ones once, and end bed
-    holds past theirs. ``now`` is a parameter so the clock can be controlled in tests."""
-    now = now or timezone.now()
-    counts = {"expired": 0, "reminded": 0, "holds_released": 0}
-    due = Reservation.objects.filter(status=ReservationStatus.PENDING, expires_at__lte=now)
-    for reservation_id in list(due.values_list("pk", flat=True)):
-        counts["expired"] += _expire(reservation_id, now)
-    remind_before = now - timedelta(seconds=settings.RESERVATION_REMIND_AFTER_SECONDS)
-    unseen = Reservation.objects.filter(
-        status=ReservationStatus.PENDING,
+@dataclass(frozen=True, slots=True)
+class _Sweep:
+    """A move the clock makes: on the reservations ``due`` at a time, with its own fields."""
+
+    move: Move
+    due: Callable[[datetime], Q]
+    fields: Fields = _no_fields
+
+
+def _reminded(reservation: Reservation, now: datetime) -> None:
+    reservation.reminded_at = now
+
+
+def _unseen_since(now: datetime) -> Q:
+    created_before = now - timedelta(seconds=settings.RESERVATION_REMIND_AFTER_SECONDS)
+    return Q(
+        status=PENDING,
         acknowledged_at__isnull=True,
         reminded_at__isnull=True,
-        created_at__lte=remind_before,
+        created_at__lte=created_before,
     )
-    for reservation_id in list(unseen.values_list("pk", flat=True)):
-        counts["reminded"] += _remind(reservation_id, now)
-    lapsed = Reservation.objects.filter(
-        status=ReservationStatus.APPROVED, hold_released_at__isnull=True, hold_expires_at__lte=now
-    )
-    for reservation_id in list(lapsed.values_list("pk", flat=True)):
-        counts["holds_released"] += _release_hold(reservation_id, now)
+
+
+SWEEPS = {
+    "expired": _Sweep(EXPIRE, lambda now: Q(status=PENDING, expires_at__lte=now)),
+    "reminded": _Sweep(REMIND, _unseen_since, fields=_reminded),
+    "holds_released": _Sweep(
+        RELEASE_HOLD,
+        lambda now: Q(status=APPROVED, hold_released_at__isnull=True, hold_expires_at__lte=now),
+    ),
+}
+
+
+def reservations_sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """Expire pending requests past their time, re-alert unacknowledged ones once, and end bed
+    holds past theirs (in that order); how many of each. ``now`` is a parameter so the clock
+    can be controlled in tests."""
+    now = now or timezone.now()
+    counts = {}
+    for name, sweep in SWEEPS.items():
+        found = list(Reservation.objects.filter(sweep.due(now)).values_list("pk", flat=True))
+        counts[name] = sum(_sweep_one(pk, sweep, now) for pk in found)
     return counts
 
 
 @transaction.atomic
-def _expire(reservation_id: int, now: datetime) -> int:
+def _sweep_one(reservation_id: int, sweep: _Sweep, now: datetime) -> int:
+    """Make the sweep's move if, once locked, the reservation is still due (a person may have
+    acted on it since it was found)."""
     reservation = _locked(reservation_id)
-    if reservation.status != ReservationStatus.PENDING or reservation.expires_at > now:
+    if not Reservation.objects.filter(sweep.due(now), pk=reservation_id).exists():
         return 0
-    reservation.status = ReservationStatus.EXPIRED
-    reservation.closed_at = now
-    reservation.save()
-    _audit(reservation, action="expired", before=ReservationStatus.PENDING, actor=None, now=now)
-    publish_on_commit(_events("expired", reservation))
-    return 1
-
-
-@transaction.atomic
-def _remind(reservation_id: int, now: datetime) -> int:
-    reservation = _locked(reservation_id)
-    if (
-        reservation.status != ReservationStatus.PENDING
-        or reservation.acknowledged_at
-        or reservation.reminded_at
-    ):
-        return 0
-    reservation.reminded_at = now
-    reservation.save(update_fields=["reminded_at", "updated_at"])
-    _audit(reservation, action="reminded", before=reservation.status, actor=None, now=now)
-    publish_on_commit(_events("reminder", reservation))
-    return 1
-
-
-@transaction.atomic
-def _release_hold(reservation_id: int, now: datetime) -> int:
-    reservation = _locked(reservation_id)
-    if (
-        reservation.status != ReservationStatus.APPROVED
-        or reservation.hold_released_at
-        or reservation.hold_expires_at is None
-        or reservation.hold_expires_at > now
-    ):
-        return 0
-    reservation.hold_released_at = now
-    reservation.save(update_fields=["hold_released_at", "updated_at"])
-    _audit(reservation, action="hold_expired", before=reservation.status, actor=None, now=now)
-    publish_on_commit(_events("hold_expired", reservation) + _held_change(reservation.hospital, -1))
+    events = _make(reservation, sweep.move, actor=None, now=now, fields=sweep.fields)
+    events_publish_on_commit(events)
     return 1

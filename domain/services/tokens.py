@@ -15,7 +15,7 @@ from django.contrib.auth import authenticate
 from django.db import transaction
 from django.utils import timezone
 
-from domain.errors import AuthenticationFailed, PermissionDenied
+from domain.errors import AuthenticationFailed, ErrorCode, PermissionDenied
 from domain.models import Approval, RefreshToken, User
 
 ACCESS = "access"
@@ -60,11 +60,13 @@ def _decode(token: str, *, token_type: str) -> dict[str, Any]:
             options={"require": _REQUIRED_CLAIMS},
         )
     except jwt.ExpiredSignatureError as exc:
-        raise AuthenticationFailed("The token has expired.", code="token_expired") from exc
+        raise AuthenticationFailed("The token has expired.", code=ErrorCode.TOKEN_EXPIRED) from exc
     except jwt.InvalidTokenError as exc:
-        raise AuthenticationFailed("The token is invalid.", code="invalid_token") from exc
+        raise AuthenticationFailed("The token is invalid.", code=ErrorCode.INVALID_TOKEN) from exc
     if claims["type"] != token_type:
-        raise AuthenticationFailed(f"This is not an {token_type} token.", code="invalid_token")
+        raise AuthenticationFailed(
+            f"This is not an {token_type} token.", code=ErrorCode.INVALID_TOKEN
+        )
     return claims
 
 
@@ -72,10 +74,10 @@ def _ensure_may_sign_in(user: User) -> None:
     if user.may_sign_in:
         return
     if user.approval == Approval.PENDING:
-        raise PermissionDenied("The account is awaiting approval.", code="account_pending")
+        raise PermissionDenied("The account is awaiting approval.", code=ErrorCode.ACCOUNT_PENDING)
     if user.approval == Approval.REJECTED:
-        raise PermissionDenied("The account was rejected.", code="account_rejected")
-    raise PermissionDenied("The account is disabled.", code="account_disabled")
+        raise PermissionDenied("The account was rejected.", code=ErrorCode.ACCOUNT_REJECTED)
+    raise PermissionDenied("The account is disabled.", code=ErrorCode.ACCOUNT_DISABLED)
 
 
 def access_token_issue(*, user: User, lifetime: timedelta | None = None) -> str:
@@ -118,7 +120,9 @@ def token_pair_for_credentials(*, username: str, password: str) -> TokenPair:
     (``account_pending`` / ``account_rejected``) for a right password on an inactive account."""
     user = authenticate(username=username, password=password)
     if user is None:
-        raise AuthenticationFailed("Wrong username or password.", code="invalid_credentials")
+        raise AuthenticationFailed(
+            "Wrong username or password.", code=ErrorCode.INVALID_CREDENTIALS
+        )
     return token_pair_issue(user=User.objects.select_related("hospital").get(pk=user.pk))
 
 
@@ -135,7 +139,7 @@ def token_pair_refresh(*, refresh_token: str) -> TokenPair:
             .first()
         )
         if record is None:
-            raise AuthenticationFailed("The token is invalid.", code="invalid_token")
+            raise AuthenticationFailed("The token is invalid.", code=ErrorCode.INVALID_TOKEN)
         replayed = record.used_at is not None or record.revoked_at is not None
         if replayed:
             RefreshToken.objects.filter(family=record.family, revoked_at__isnull=True).update(
@@ -145,7 +149,7 @@ def token_pair_refresh(*, refresh_token: str) -> TokenPair:
             record.used_at = now
             record.save(update_fields=["used_at"])
             return token_pair_issue(user=record.user, family=record.family)
-    raise AuthenticationFailed("The refresh token was already used.", code="token_reused")
+    raise AuthenticationFailed("The refresh token was already used.", code=ErrorCode.TOKEN_REUSED)
 
 
 def refresh_tokens_revoke(*, user: User) -> None:
@@ -164,6 +168,6 @@ def access_token_authenticate(*, token: str) -> AuthenticatedToken:
     claims = _decode(token, token_type=ACCESS)
     user = User.objects.select_related("hospital").filter(pk=claims["sub"]).first()
     if user is None:
-        raise AuthenticationFailed("The token is invalid.", code="invalid_token")
+        raise AuthenticationFailed("The token is invalid.", code=ErrorCode.INVALID_TOKEN)
     _ensure_may_sign_in(user)
     return AuthenticatedToken(user=user, expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC))

@@ -1,0 +1,207 @@
+"""Who receives which event and what it carries: the streams, the event kinds, the payloads.
+
+Domain services describe what happened as events built here and hand them to
+``events_publish_on_commit``. Once the transaction commits, the one publishing path gives each
+event its stream's next sequence number and delivers it (``realtime.publishing``, named by
+``settings.EVENTS_PUBLISHER`` so that the domain never imports the realtime package: realtime
+depends on the domain, not the other way round). docs/protocol.md is the contract for all of it.
+
+Streams: ``beds.<region code>`` and ``beds.all`` (any active user), ``hospital.<hpid>`` (staff
+of that hospital), ``crew.<user id>`` (that ambulance user), ``metrics`` (administrators) and
+``loadtest.<name>`` (any active user; only ``weer-loadtest --drive publish`` publishes there, so
+a load test never shows fake bed changes to real tablets).
+"""
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, NamedTuple, Protocol
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.module_loading import import_string
+
+from domain.models import Role
+from domain.regions import REGIONS_BY_CODE
+
+# -- streams -----------------------------------------------------------------------------------
+
+BEDS_ALL = "beds.all"
+METRICS = "metrics"
+MAX_STREAM_NAME = 64
+_NAME = re.compile(r"^(beds|hospital|crew|loadtest)\.([A-Za-z0-9_-]{1,32})$")
+
+
+class StreamKind(StrEnum):
+    BEDS = "beds"
+    HOSPITAL = "hospital"
+    CREW = "crew"
+    METRICS = "metrics"
+    LOADTEST = "loadtest"
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    name: str
+    kind: StreamKind
+    key: str  # region code or "all", hpid, user id, load test name; "" for metrics
+
+
+def stream_parse(name: object) -> Stream | None:
+    """The stream ``name`` denotes, or None if it is not a stream this service has."""
+    if not isinstance(name, str) or len(name) > MAX_STREAM_NAME:
+        return None
+    if name == METRICS:
+        return Stream(name, StreamKind.METRICS, "")
+    match = _NAME.match(name)
+    if match is None:
+        return None
+    kind, key = StreamKind(match.group(1)), match.group(2)
+    if kind is StreamKind.BEDS and key != "all" and key not in REGIONS_BY_CODE:
+        return None
+    if kind is StreamKind.CREW and not key.isdigit():
+        return None
+    return Stream(name, kind, key)
+
+
+class Receiver(Protocol):
+    """What access to a stream depends on: the user's id, role and (ER staff) hospital."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def hpid(self) -> str | None: ...
+
+
+def stream_allowed(receiver: Receiver, stream: Stream) -> bool:
+    """Whether ``receiver`` (already known to be an active user) may receive ``stream``."""
+    if stream.kind in (StreamKind.BEDS, StreamKind.LOADTEST):
+        return True
+    if stream.kind is StreamKind.HOSPITAL:
+        return receiver.role == Role.HOSPITAL and receiver.hpid == stream.key
+    if stream.kind is StreamKind.CREW:
+        return receiver.role == Role.AMBULANCE and str(receiver.id) == stream.key
+    return receiver.role == Role.ADMIN
+
+
+def beds_streams(region_code: str) -> tuple[str, str]:
+    """The streams a change at a hospital in ``region_code`` is published to."""
+    return f"beds.{region_code}", BEDS_ALL
+
+
+def hospital_stream(hpid: str) -> str:
+    return f"hospital.{hpid}"
+
+
+def crew_stream(user_id: int) -> str:
+    return f"crew.{user_id}"
+
+
+def loadtest_stream(name: str) -> str:
+    return f"loadtest.{name}"
+
+
+# -- event kinds -------------------------------------------------------------------------------
+
+BEDS_CHANGED = "beds.changed"
+BEDS_STALE = "beds.stale"
+ACCEPTANCE_CHANGED = "acceptance.changed"
+ANNOUNCEMENTS_CHANGED = "announcements.changed"
+METRICS_SNAPSHOT = "metrics.snapshot"
+LOADTEST_TICK = "loadtest.tick"
+
+
+class ReservationAction(StrEnum):
+    """What happened to a reservation; its event kind is ``reservation.<action>``."""
+
+    REQUESTED = "requested"
+    ACKNOWLEDGED = "acknowledged"
+    REMINDER = "reminder"
+    DECIDED = "decided"  # approved or rejected: the status says which
+    WITHDRAWN = "withdrawn"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+    HOLD_EXPIRED = "hold_expired"
+
+    @property
+    def kind(self) -> str:
+        return f"reservation.{self.value}"
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+class Event(NamedTuple):
+    stream: str
+    kind: str
+    data: Mapping[str, Any]
+
+
+def _on_bed_streams(region_code: str, kind: str, data: Mapping[str, Any]) -> list[Event]:
+    return [Event(stream, kind, data) for stream in beds_streams(region_code)]
+
+
+def beds_changed(
+    *,
+    hpid: str,
+    region_code: str,
+    changes: Mapping[str, Mapping[str, object]],
+    hvidate: datetime | None,
+) -> list[Event]:
+    """Some of a hospital's bed values changed (``changes``: field → old and new), as of the
+    upstream's ``hvidate``; on its region's stream and ``beds.all``."""
+    data = {"hpid": hpid, "changes": changes, "hvidate": hvidate}
+    return _on_bed_streams(region_code, BEDS_CHANGED, data)
+
+
+def beds_stale(
+    *, region_code: str, stale: bool, since: datetime | None, hpids: Sequence[str]
+) -> list[Event]:
+    """A region's data became stale (its polls keep failing) or fresh again."""
+    data = {"region": region_code, "stale": stale, "since": since, "hpids": list(hpids)}
+    return _on_bed_streams(region_code, BEDS_STALE, data)
+
+
+def acceptance_changed(
+    *, hpid: str, region_code: str, changes: Mapping[str, Mapping[str, object]]
+) -> list[Event]:
+    """A hospital's severe-illness acceptance flags changed (category → old and new)."""
+    return _on_bed_streams(region_code, ACCEPTANCE_CHANGED, {"hpid": hpid, "changes": changes})
+
+
+def announcements_changed(
+    *,
+    hpid: str,
+    region_code: str,
+    added: Sequence[Mapping[str, object]],
+    removed: Sequence[str],
+) -> list[Event]:
+    """A hospital's ER messages changed: new ones in full, ended ones by id."""
+    data = {"hpid": hpid, "added": list(added), "removed": list(removed)}
+    return _on_bed_streams(region_code, ANNOUNCEMENTS_CHANGED, data)
+
+
+def reservation_changed(
+    *, action: ReservationAction, reservation: Mapping[str, Any]
+) -> list[Event]:
+    """``reservation`` (its summary: the full current state) to the addressed hospital's and
+    the requesting crew's streams, and to nobody else."""
+    return [
+        Event(hospital_stream(reservation["hpid"]), action.kind, reservation),
+        Event(crew_stream(reservation["crew"]["id"]), action.kind, reservation),
+    ]
+
+
+def events_publish_on_commit(events: Sequence[Event]) -> None:
+    """Publish ``events`` in order once the current transaction commits (at once outside
+    one), so that clients never see rolled-back state. If publishing fails then, the error is
+    logged and the transaction stays committed: the database is right and snapshots show it."""
+    if events:
+        publish = import_string(settings.EVENTS_PUBLISHER)
+        batch = list(events)
+        transaction.on_commit(lambda: publish(batch), robust=True)
