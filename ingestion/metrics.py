@@ -9,12 +9,14 @@ and ``lag_last_mean_seconds`` (publish time − hvidate of the latest poll's cha
 """
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import redis
 import redis.asyncio
 from django.conf import settings
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from ingestion.budget import calls_key
 from ingestion.upstream import CallRecord
@@ -82,3 +84,56 @@ def read_ingestion_metrics(client: "redis.Redis") -> dict[str, Any]:
 
 async def aread_ingestion_metrics(client: "redis.asyncio.Redis") -> dict[str, Any]:
     return _summary(await client.hgetall(KEY), await client.get(calls_key(time.time())))
+
+
+class IngestionMetricsCollector(Collector):
+    """Prometheus collector reading the ingestion figures from Redis at scrape time."""
+
+    def __init__(self, redis_url: str) -> None:
+        self._client = redis.Redis.from_url(redis_url, socket_timeout=2)
+
+    def collect(self) -> Iterator[Metric]:
+        return _families(read_ingestion_metrics(self._client))
+
+
+def _families(figures: dict[str, Any]) -> Iterator[Metric]:
+    """The ingestion hash as Prometheus families."""
+    calls = CounterMetricFamily(
+        "weer_upstream_calls", "Upstream calls", labels=["operation", "outcome"]
+    )
+    seconds = GaugeMetricFamily(
+        "weer_upstream_call_seconds", "Duration of the latest call", labels=["operation"]
+    )
+    last_success = GaugeMetricFamily(
+        "weer_ingestion_region_last_success_timestamp_seconds",
+        "Last successful beds poll",
+        labels=["region"],
+    )
+    records = CounterMetricFamily("weer_ingestion_records", "Upstream records", labels=["result"])
+    skipped = CounterMetricFamily(
+        "weer_ingestion_polls_skipped", "Polls not run", labels=["reason"]
+    )
+    for name, value in figures.items():
+        parts = name.split(":")
+        if len(parts) == 2 and parts[1] in ("calls_ok", "calls_failed"):
+            calls.add_metric([parts[0], parts[1].removeprefix("calls_")], value)
+        elif len(parts) == 2 and parts[1] == "last_seconds":
+            seconds.add_metric([parts[0]], value)
+        elif len(parts) == 3 and parts[0] == "region":
+            last_success.add_metric([parts[1]], value)
+        elif name.startswith("records_"):
+            records.add_metric([name.removeprefix("records_")], value)
+        elif name.startswith("polls_skipped_"):
+            skipped.add_metric([name.removeprefix("polls_skipped_")], value)
+    lag = GaugeMetricFamily(
+        "weer_ingestion_lag_seconds", "Publish time minus hvidate, latest poll", labels=["stat"]
+    )
+    for stat in ("max", "mean"):
+        if f"lag_last_{stat}_seconds" in figures:
+            lag.add_metric([stat], figures[f"lag_last_{stat}_seconds"])
+    budget = GaugeMetricFamily(
+        "weer_upstream_calls_today", "Upstream calls used today (KST)", labels=["of"]
+    )
+    budget.add_metric(["used"], figures["calls_used_today"])
+    budget.add_metric(["budget"], figures["daily_call_budget"])
+    yield from (calls, seconds, last_success, records, skipped, lag, budget)

@@ -35,6 +35,9 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # What delivers the events domain services publish after commit (domain.events): the one
 # publishing path. Named here, so that the domain package never imports the realtime one.
 EVENTS_PUBLISHER = "realtime.publishing.publish_events"
+# Sections the metrics stream adds beside the realtime figures: name → async reader of a Redis
+# client (named, like the publisher, so that realtime imports no other package).
+REALTIME_METRICS_SECTIONS = {"ingestion": "ingestion.metrics.aread_ingestion_metrics"}
 
 # Realtime: per-stream event history kept for resume (whichever cap is hit first), the send
 # buffer a socket may fill before it is closed as too slow, and client message limits.

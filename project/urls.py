@@ -3,7 +3,7 @@ from django.urls import include, path
 
 from domain.api import api
 from project.health import healthz, readyz
-from realtime.views import prometheus_metrics
+from project.metrics import prometheus_metrics
 
 urlpatterns = [
     path("api/", api.urls),

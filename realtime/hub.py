@@ -209,16 +209,7 @@ class Hub:
                 continue
             if message["type"] == "subscribe":
                 self._deliver(feed, runs.pop(feed, []))
-                try:
-                    head = await stream_head(self.redis, feed.stream)
-                    if feed.last_seq is None:
-                        # Members join after this and get everything up to here from history
-                        # or a snapshot: pub/sub messages up to it are not theirs again.
-                        feed.last_seq = head
-                    elif head > feed.last_seq:  # resubscribed after a lost connection
-                        await self._repair(feed, feed.last_seq, head)
-                finally:
-                    feed.ready.set()  # joins must not hang on a failed read; gaps still repair
+                await self._subscribed(feed)
             elif message["type"] == "message":
                 raw_seq, _, payload = message["data"].partition(b" ")
                 seq = int(raw_seq)
@@ -235,6 +226,28 @@ class Hub:
         for feed, run in runs.items():
             self._deliver(feed, run)
         await _let_writes_go_out()
+
+    async def _subscribed(self, feed: Feed) -> None:
+        """This process's subscription to the feed's stream is (again) active."""
+        try:
+            head = await stream_head(self.redis, feed.stream)
+            if feed.last_seq is None:
+                # Members join after this and get everything up to here from history or a
+                # snapshot: pub/sub messages up to it are not theirs again.
+                feed.last_seq = head
+            elif head > feed.last_seq:  # resubscribed after a lost connection
+                await self._repair(feed, feed.last_seq, head)
+        finally:
+            feed.ready.set()  # joins must not hang on a failed read; gaps still repair
+
+    async def close(self) -> None:
+        """Stop listening and reporting, and close the Redis connections (tests, shutdown)."""
+        tasks = [task for task in (self._listener, *self._background) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py: untyped
+        await self.redis.aclose()
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)

@@ -3,7 +3,9 @@
 Every second each process writes its counters to ``weer:metrics:process:<host:pid>`` (expiring
 after a few seconds, so a dead process drops out); one process, holding a short Redis lease,
 adds them up, stores the total and publishes it on the ``metrics`` stream. ``/metrics`` serves
-the per-process figures in Prometheus text format from any process.
+the per-process figures in Prometheus text format from any process. Other packages' figures
+join the ``metrics`` stream as sections named in ``settings.REALTIME_METRICS_SECTIONS`` (so
+realtime imports none of them) and ``/metrics`` through their own collectors (``project.metrics``).
 """
 
 import asyncio
@@ -17,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 import redis.asyncio
+from django.conf import settings
+from django.utils.module_loading import import_string
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from domain.events import METRICS, METRICS_SNAPSHOT
-from ingestion.metrics import aread_ingestion_metrics, read_ingestion_metrics
 from realtime.publishing import PUBLISHED_COUNTER, apublish_event
 
 if TYPE_CHECKING:
@@ -104,7 +107,8 @@ class ProcessMetrics:
         processes = await read_process_metrics(client)
         published = int(await client.get(PUBLISHED_COUNTER) or 0)
         summary = aggregator.summarize(processes, published)
-        summary["ingestion"] = await aread_ingestion_metrics(client)
+        for name, reader in settings.REALTIME_METRICS_SECTIONS.items():
+            summary[name] = await import_string(reader)(client)
         await client.set(LATEST_KEY, json.dumps(summary), px=ttl_ms)
         await apublish_event(client, METRICS, METRICS_SNAPSHOT, summary)
 
@@ -248,47 +252,3 @@ class RedisMetricsCollector(Collector):
         published.add_metric([], int(self._client.get(PUBLISHED_COUNTER) or 0))
         yield from (connections, subscriptions, resident, peak, adapters, *counters.values())
         yield published
-        yield from _ingestion_families(read_ingestion_metrics(self._client))
-
-
-def _ingestion_families(figures: dict[str, Any]) -> Iterator[Metric]:
-    """The ingestion hash (see ingestion.metrics) as Prometheus families."""
-    calls = CounterMetricFamily(
-        "weer_upstream_calls", "Upstream calls", labels=["operation", "outcome"]
-    )
-    seconds = GaugeMetricFamily(
-        "weer_upstream_call_seconds", "Duration of the latest call", labels=["operation"]
-    )
-    last_success = GaugeMetricFamily(
-        "weer_ingestion_region_last_success_timestamp_seconds",
-        "Last successful beds poll",
-        labels=["region"],
-    )
-    records = CounterMetricFamily("weer_ingestion_records", "Upstream records", labels=["result"])
-    skipped = CounterMetricFamily(
-        "weer_ingestion_polls_skipped", "Polls not run", labels=["reason"]
-    )
-    for name, value in figures.items():
-        parts = name.split(":")
-        if len(parts) == 2 and parts[1] in ("calls_ok", "calls_failed"):
-            calls.add_metric([parts[0], parts[1].removeprefix("calls_")], value)
-        elif len(parts) == 2 and parts[1] == "last_seconds":
-            seconds.add_metric([parts[0]], value)
-        elif len(parts) == 3 and parts[0] == "region":
-            last_success.add_metric([parts[1]], value)
-        elif name.startswith("records_"):
-            records.add_metric([name.removeprefix("records_")], value)
-        elif name.startswith("polls_skipped_"):
-            skipped.add_metric([name.removeprefix("polls_skipped_")], value)
-    lag = GaugeMetricFamily(
-        "weer_ingestion_lag_seconds", "Publish time minus hvidate, latest poll", labels=["stat"]
-    )
-    for stat in ("max", "mean"):
-        if f"lag_last_{stat}_seconds" in figures:
-            lag.add_metric([stat], figures[f"lag_last_{stat}_seconds"])
-    budget = GaugeMetricFamily(
-        "weer_upstream_calls_today", "Upstream calls used today (KST)", labels=["of"]
-    )
-    budget.add_metric(["used"], figures["calls_used_today"])
-    budget.add_metric(["budget"], figures["daily_call_budget"])
-    yield from (calls, seconds, last_success, records, skipped, lag, budget)
