@@ -13,6 +13,7 @@ from domain.services.tokens import access_token_issue
 from realtime.publishing import publish_event
 from tests.conftest import run_server
 from tests.factories import UserFactory
+from tests.polling import wait_until
 from tests.ws import WsClient
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -30,7 +31,20 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
+def _serving(http_url: str) -> set[int]:
+    """The pids of the server processes that report open sockets on /metrics."""
+    with urlopen(f"{http_url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        int(line.split('process="', 1)[1].split('"', 1)[0].rsplit(":", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("weer_ws_connections{") and not line.endswith(" 0.0")
+    }
+
+
 async def test_two_processes_share_the_port_the_streams_and_the_shutdown(tmp_path: Path) -> None:
+    """Both processes take sockets on one port, deliver one stream's events with one seq, and
+    stop together on SIGTERM."""
     user = await asyncio.to_thread(UserFactory)
     token = access_token_issue(user=user)
     with run_server(tmp_path, "-m", "realtime.serving.serve", "--processes", "2") as server:
@@ -49,15 +63,7 @@ async def test_two_processes_share_the_port_the_streams_and_the_shutdown(tmp_pat
             for client in clients:
                 assert (await client.next())["seq"] == seq
             # The kernel spread the sockets over both processes (each reports once a second).
-            await asyncio.sleep(1.5)
-            with await asyncio.to_thread(urlopen, f"{server.http_url}/metrics") as response:
-                text = response.read().decode()
-            serving = {
-                int(line.split('process="', 1)[1].split('"', 1)[0].rsplit(":", 1)[1])
-                for line in text.splitlines()
-                if line.startswith("weer_ws_connections{") and not line.endswith(" 0.0")
-            }
-            assert serving == children
+            await asyncio.to_thread(wait_until, lambda: _serving(server.http_url) == children)
         server.process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(server.process.wait, 15) == 0
         assert not any(_running(pid) for pid in children)
@@ -66,6 +72,7 @@ async def test_two_processes_share_the_port_the_streams_and_the_shutdown(tmp_pat
 async def test_when_one_process_dies_the_whole_server_stops_for_its_supervisor(
     tmp_path: Path,
 ) -> None:
+    """A dead process stops the whole server with a failure status, so it is restarted."""
     with run_server(tmp_path, "-m", "realtime.serving.serve", "--processes", "2") as server:
         first, second = sorted(_children(server.process.pid))
         os.kill(first, signal.SIGKILL)
