@@ -1,7 +1,7 @@
-"""``python -m ingestion.simulator``: see ``ingestion.simulator.main``."""
+"""``python -m ingestion.simulator``: see ``ingestion.simulator.cli``."""
 
 import sys
 
-from ingestion.simulator import main
+from ingestion.simulator.cli import main
 
 sys.exit(main())
