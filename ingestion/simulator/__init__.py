@@ -24,7 +24,7 @@ Layout, from the bottom up (each module imports only those above it, except that
 * ``queries``: an API call's parameters checked, and the hospitals it is about;
 * ``state``: ``Simulator``, the state behind one lock; ``Simulator.respond`` answers one API
   call and ``Simulator.control`` one control call, both without any HTTP;
-* ``control``: the control API (documented there);
+* ``control``: the control API (documented there), a table of routes to handlers;
 * ``server``: ``SimulatorServer`` / ``SimulatorHandler``, the thin HTTP layer, and
   ``start_simulator`` / ``running_simulator`` for tests;
 * ``cli``: ``main`` for the command line (``__main__`` runs it).

@@ -1,4 +1,5 @@
-"""The control API: JSON calls below ``/_control/``, answered by ``Simulator``'s public methods.
+"""The control API: JSON calls below ``/_control/``, each routed by a table to one handler that
+calls ``Simulator``'s public methods.
 
 Bad input answers 400 ``{"error": "..."}``, unknown hpids, faults and endpoints 404. The body of
 a POST or PUT is read as JSON before routing, so a body that is not a JSON object answers 400
@@ -23,8 +24,9 @@ whatever the path.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs
 
 from ingestion.simulator.protocol import Reply
@@ -32,6 +34,20 @@ from ingestion.simulator.validation import ControlError, is_number, only_keys
 
 if TYPE_CHECKING:
     from ingestion.simulator.state import Simulator
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One routed control call: the path segments its route's ``*`` stood for, the query string
+    and the JSON body (``{}`` unless POST or PUT)."""
+
+    simulator: Simulator
+    args: tuple[str, ...]
+    query: str
+    data: dict[str, Any]
+
+
+_Handler = Callable[[_Call], tuple[int, object]]
 
 
 def answer_control(simulator: Simulator, method: str, path: str, query: str, body: bytes) -> Reply:
@@ -46,61 +62,124 @@ def answer_control(simulator: Simulator, method: str, path: str, query: str, bod
 def _route(
     simulator: Simulator, method: str, path: str, query: str, body: bytes
 ) -> tuple[int, object]:
-    parts = path.split("/") if path else []
+    parts = tuple(path.split("/")) if path else ()
     data = _json_body(body) if method in ("POST", "PUT") else {}
-    match (method, parts):
-        case ("GET", ["health"]):
-            return 200, simulator.health()
-        case ("GET", ["hospitals"]):
-            region = parse_qs(query).get("region", [None])[0]
-            return 200, {"hospitals": simulator.hospital_list(region)}
-        case ("GET", ["hospitals", hpid]):
-            try:
-                return 200, simulator.hospital(hpid)
-            except KeyError:
-                raise ControlError(f"unknown hpid {hpid!r}", status=404) from None
-        case ("PUT", ["hospitals", hpid]):
-            only_keys(data, {"values", "remove", "hvidate", "acceptance", "messages"})
-            values = _typed(data, "values", dict)
-            remove = _typed(data, "remove", list)
-            hvidate = _typed(data, "hvidate", str)
-            acceptance = _typed(data, "acceptance", dict)
-            messages = _typed(data, "messages", list)
-            return 200, simulator.update_hospital(
-                hpid, values, remove or (), hvidate, acceptance, messages
-            )
-        case ("GET", ["faults"]):
-            return 200, {"faults": simulator.faults()}
-        case ("POST", ["faults"]):
-            keys = {"mode", "operations", "regions", "calls", "seconds", "missing", "variant"}
-            only_keys(data, keys)
-            return 201, simulator.add_fault(**data)
-        case ("DELETE", ["faults"]):
-            return 200, {"removed": simulator.clear_faults()}
-        case ("DELETE", ["faults", fault_id]):
-            if not fault_id.isdigit():
-                raise ControlError("fault id must be an integer")
-            if not simulator.clear_faults(int(fault_id)):
-                raise ControlError(f"no fault {fault_id}", status=404)
-            return 200, {"removed": 1}
-        case ("POST", ["walk"]):
-            only_keys(data, {"interval", "fraction"})
-            for key in ("interval", "fraction"):
-                if key in data and not is_number(data[key]):
-                    raise ControlError(f"{key} must be a number")
-            try:
-                simulator.set_walk(data.get("interval"), data.get("fraction"))
-            except ValueError as exc:
-                raise ControlError(str(exc)) from None
-            return 200, simulator.walk_settings()
-        case ("POST", ["walk", "step"]):
-            return 200, {"changed": sorted(simulator.walk_step())}
-        case ("GET", ["stats"]):
-            return 200, simulator.stats()
-        case ("DELETE", ["stats"]):
-            simulator.reset_stats()
-            return 200, simulator.stats()
+    for (route_method, pattern), handler in _ROUTES.items():
+        if route_method != method:
+            continue
+        args = _matched(pattern, parts)
+        if args is not None:
+            return handler(_Call(simulator, args, query, data))
     raise ControlError(f"no control endpoint {method} /_control/{path}", status=404)
+
+
+def _matched(pattern: str, parts: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The segments of ``parts`` that the ``*`` of ``pattern`` (segments split by ``/``) stand
+    for, in order; None if ``parts`` do not match it."""
+    segments = pattern.split("/")
+    if len(segments) != len(parts):
+        return None
+    if any(want not in ("*", got) for want, got in zip(segments, parts, strict=True)):
+        return None
+    return tuple(got for want, got in zip(segments, parts, strict=True) if want == "*")
+
+
+def _health(call: _Call) -> tuple[int, object]:
+    return 200, call.simulator.health()
+
+
+def _hospital_list(call: _Call) -> tuple[int, object]:
+    region = parse_qs(call.query).get("region", [None])[0]
+    return 200, {"hospitals": call.simulator.hospital_list(region)}
+
+
+def _hospital(call: _Call) -> tuple[int, object]:
+    (hpid,) = call.args
+    try:
+        return 200, call.simulator.hospital(hpid)
+    except KeyError:
+        raise ControlError(f"unknown hpid {hpid!r}", status=404) from None
+
+
+def _hospital_update(call: _Call) -> tuple[int, object]:
+    (hpid,) = call.args
+    data = call.data
+    only_keys(data, {"values", "remove", "hvidate", "acceptance", "messages"})
+    values = _typed(data, "values", dict)
+    remove = _typed(data, "remove", list)
+    hvidate = _typed(data, "hvidate", str)
+    acceptance = _typed(data, "acceptance", dict)
+    messages = _typed(data, "messages", list)
+    return 200, call.simulator.update_hospital(
+        hpid, values, remove or (), hvidate, acceptance, messages
+    )
+
+
+def _fault_list(call: _Call) -> tuple[int, object]:
+    return 200, {"faults": call.simulator.faults()}
+
+
+def _fault_add(call: _Call) -> tuple[int, object]:
+    only_keys(
+        call.data, {"mode", "operations", "regions", "calls", "seconds", "missing", "variant"}
+    )
+    return 201, call.simulator.add_fault(**call.data)
+
+
+def _faults_clear(call: _Call) -> tuple[int, object]:
+    return 200, {"removed": call.simulator.clear_faults()}
+
+
+def _fault_clear(call: _Call) -> tuple[int, object]:
+    (fault_id,) = call.args
+    if not fault_id.isdigit():
+        raise ControlError("fault id must be an integer")
+    if not call.simulator.clear_faults(int(fault_id)):
+        raise ControlError(f"no fault {fault_id}", status=404)
+    return 200, {"removed": 1}
+
+
+def _walk_set(call: _Call) -> tuple[int, object]:
+    data = call.data
+    only_keys(data, {"interval", "fraction"})
+    for key in ("interval", "fraction"):
+        if key in data and not is_number(data[key]):
+            raise ControlError(f"{key} must be a number")
+    try:
+        call.simulator.set_walk(data.get("interval"), data.get("fraction"))
+    except ValueError as exc:
+        raise ControlError(str(exc)) from None
+    return 200, call.simulator.walk_settings()
+
+
+def _walk_step(call: _Call) -> tuple[int, object]:
+    return 200, {"changed": sorted(call.simulator.walk_step())}
+
+
+def _stats(call: _Call) -> tuple[int, object]:
+    return 200, call.simulator.stats()
+
+
+def _stats_reset(call: _Call) -> tuple[int, object]:
+    call.simulator.reset_stats()
+    return 200, call.simulator.stats()
+
+
+# (method, path below /_control/ with ``*`` for one segment) → handler.
+_ROUTES: Final[Mapping[tuple[str, str], _Handler]] = {
+    ("GET", "health"): _health,
+    ("GET", "hospitals"): _hospital_list,
+    ("GET", "hospitals/*"): _hospital,
+    ("PUT", "hospitals/*"): _hospital_update,
+    ("GET", "faults"): _fault_list,
+    ("POST", "faults"): _fault_add,
+    ("DELETE", "faults"): _faults_clear,
+    ("DELETE", "faults/*"): _fault_clear,
+    ("POST", "walk"): _walk_set,
+    ("POST", "walk/step"): _walk_step,
+    ("GET", "stats"): _stats,
+    ("DELETE", "stats"): _stats_reset,
+}
 
 
 def _json_body(body: bytes) -> dict[str, Any]:
