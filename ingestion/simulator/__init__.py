@@ -11,8 +11,8 @@ for an empty page, the data.go.kr gateway envelope for a bad key and plain ``Una
 for a missing one. The hospitals are the project's demo hospitals (``domain.demo_data``); their
 bed values are generated deterministically from a seed and then move in a background random walk.
 
-Layout, from the bottom up (each module imports only those above it, except that ``state`` and
-``control`` know each other):
+Layout, from the bottom up (each module imports only those above it, except that ``state``
+hands control calls to ``control``, which knows ``Simulator`` only as a type):
 
 * ``protocol``: the operation names, flags, dates and ``Reply`` (an answer before HTTP);
 * ``rendering``: the upstream's XML, pure (strings in, strings out; no state);
@@ -29,7 +29,8 @@ Layout, from the bottom up (each module imports only those above it, except that
   ``start_simulator`` / ``running_simulator`` for tests;
 * ``cli``: ``main`` for the command line (``__main__`` runs it).
 
-Everything that used to be importable from ``ingestion.simulator`` still is, from here.
+Other code imports from ``ingestion.simulator`` itself, which re-exports the names in
+``__all__`` (every public name of the single module this package replaced).
 """
 
 from ingestion.simulator.cli import main
