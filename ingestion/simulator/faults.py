@@ -183,7 +183,7 @@ def fault_rng(seed: int, fault: Fault | None) -> random.Random:
     """The generator that a fault which spoils data (``stale_hvidate``, ``bad_record``) draws
     from: its own per seed, mode and hit, never the walk's, so answers do not move the walk."""
     mode = fault.mode if fault else None
-    return random.Random(f"{seed}:{mode}:{fault.hits if fault else 0}")  # noqa: S311
+    return random.Random(f"{seed}:{mode}:{fault.hits if fault else 0}")  # noqa: S311 - simulation
 
 
 def truncated(rows: list[Row], fault: Fault | None) -> list[Row]:

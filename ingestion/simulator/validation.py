@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Final
+from typing import Final, TypeGuard
 
 from domain.regions import REGIONS_BY_CODE, region_for_sido
 from domain.severe_illness import DISEASE_CODE_CATEGORIES, ER_DISEASE_CODE
@@ -43,7 +43,7 @@ def region_code(region: str) -> str:
     return found.code
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -70,7 +70,7 @@ def checked_values(values: Mapping[str, object]) -> dict[str, Value]:
             raise ControlError(f"values: unknown tag {tag!r}")
         if not (is_int(value) or isinstance(value, str)):
             raise ControlError(f"values.{tag}: must be an integer or a string")
-        checked[tag] = value  # type: ignore[assignment]
+        checked[tag] = value
     return checked
 
 
