@@ -6,7 +6,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -32,12 +32,11 @@ from ingestion.simulator import (
     running_simulator,
 )
 
-pytestmark = []
-
 KEY = "sim+key/with=chars"  # needs URL-encoding, like the portal's real keys
 SEOUL = {str(h["hpid"]) for h in demo_hospitals() if h["region_code"] == "11"}
 FLAGS = {f.upstream for f in BED_FIELDS if f.kind is Kind.FLAG}
 COUNTS = {f.upstream for f in BED_FIELDS if f.kind is Kind.COUNT}
+POLL_SECONDS = 0.01
 
 
 @pytest.fixture(scope="module")
@@ -66,15 +65,17 @@ def fetch(url: str, timeout: float = 5) -> tuple[int, str, str]:
         return error.code, error.headers["Content-Type"], error.read().decode()
 
 
-def api(
-    server: SimulatorServer,
-    operation: str,
-    key: str | None = KEY,
-    timeout: float = 5,
-    **params: Any,
-) -> tuple[int, str, str]:
+def api_url(
+    server: SimulatorServer, operation: str, key: str | None = KEY, **params: str | int
+) -> str:
     query = {"serviceKey": key, **params} if key is not None else params
-    return fetch(f"{server.api_url}/{operation}?{urllib.parse.urlencode(query)}", timeout)
+    return f"{server.api_url}/{operation}?{urllib.parse.urlencode(query)}"
+
+
+def api(
+    server: SimulatorServer, operation: str, key: str | None = KEY, **params: str | int
+) -> tuple[int, str, str]:
+    return fetch(api_url(server, operation, key, **params))
 
 
 def parse(text: str) -> ET.Element:
@@ -104,10 +105,40 @@ def control(
         return error.code, json.loads(error.read())
 
 
-def seoul_beds(server: SimulatorServer, **params: Any) -> list[dict[str, str]]:
-    status, _, text = api(server, BEDS, STAGE1="서울특별시", numOfRows=100, **params)
+def seoul_beds(server: SimulatorServer) -> list[dict[str, str]]:
+    status, _, text = api(server, BEDS, STAGE1="서울특별시", numOfRows=100)
     assert status == 200
     return [fields(item) for item in items_of(text)[1]]
+
+
+def hospital_state(simulator: Simulator, hpid: str) -> dict[str, Any]:
+    """The hospital's state as JSON, as loosely typed as the control API's answers."""
+    return simulator.hospital(hpid)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 5) -> None:
+    """Return as soon as ``condition()`` holds; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(POLL_SECONDS)
+
+
+def wait_for_quiet(
+    read: Callable[[], object], quiet_for: float, max_changes: int, timeout: float = 5
+) -> None:
+    """Return once ``read()`` has answered the same for ``quiet_for`` seconds; fail if its answer
+    changes more than ``max_changes`` times first, or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last, since, changes = read(), time.monotonic(), 0
+    while time.monotonic() - since < quiet_for:
+        assert time.monotonic() < deadline, f"still changing after {timeout} s"
+        time.sleep(POLL_SECONDS)
+        current = read()
+        if current != last:
+            changes += 1
+            assert changes <= max_changes, f"changed {changes} times"
+            last, since = current, time.monotonic()
 
 
 def test_render_item_sorts_tags_plainly_escapes_and_drops_none() -> None:
@@ -122,7 +153,8 @@ def test_render_item_sorts_tags_plainly_escapes_and_drops_none() -> None:
 def test_render_page_of_nothing_is_empty_items_and_cut_is_unparseable() -> None:
     """An empty page renders <items/>; cut_in_element leaves XML that does not parse."""
     page = render_page([], page_no=3, num_of_rows=10, total_count=0)
-    assert page.startswith(XML_DECLARATION) and "<body><items/><numOfRows>10</numOfRows>" in page
+    assert page.startswith(XML_DECLARATION)
+    assert "<body><items/><numOfRows>10</numOfRows>" in page
     with pytest.raises(ET.ParseError):
         parse(cut_in_element(render_page([{"a": 1}], page_no=1, num_of_rows=1, total_count=1)))
 
@@ -136,7 +168,8 @@ def test_beds_response_is_utf8_xml_with_normal_header(server: SimulatorServer) -
     root, items = items_of(text)
     assert root.findtext("header/resultCode") == "00"
     assert root.findtext("header/resultMsg") == "NORMAL SERVICE."
-    assert len(items) == 10 and root.findtext("body/numOfRows") == "10"
+    assert len(items) == 10
+    assert root.findtext("body/numOfRows") == "10"
 
 
 def test_paging_covers_every_seoul_hospital_exactly_once(server: SimulatorServer) -> None:
@@ -174,7 +207,8 @@ def test_stage1_alias_and_stage2_filter(server: SimulatorServer) -> None:
     }
     assert {i.findtext("hpid") for i in items_of(text)[1]} == jongno
     _, _, text = api(server, BEDS, STAGE1="아틀란티스")
-    assert "<items/>" in text and items_of(text)[0].findtext("body/totalCount") == "0"
+    assert "<items/>" in text
+    assert items_of(text)[0].findtext("body/totalCount") == "0"
 
 
 def test_item_tags_are_in_upstream_sort_order(server: SimulatorServer) -> None:
@@ -208,14 +242,19 @@ def test_put_exact_values_show_up_in_next_beds_response(server: SimulatorServer)
         "hvidate": "20261124120000",
     }
     status, state = control(server, "PUT", f"hospitals/{hpid}", payload)
-    assert status == 200 and state["values"]["hvec"] == -3
+    assert status == 200
+    assert state["values"]["hvec"] == -3
     item = next(i for i in seoul_beds(server) if i["hpid"] == hpid)
-    assert item["hvec"] == "-3" and item["hvs01"] == "12"
-    assert item["hvctayn"] == "N1" and item["hv5"] == "Y" and item["hv10"] == "Y"
+    assert item["hvec"] == "-3"
+    assert item["hvs01"] == "12"
+    assert item["hvctayn"] == "N1"
+    assert item["hv5"] == "Y"
+    assert item["hv10"] == "Y"
     assert item["hvidate"] == "20261124120000"
     assert list(item).index("hv10") < list(item).index("hv5")
     status, state = control(server, "GET", f"hospitals/{hpid}")
-    assert status == 200 and state["hvidate"] == "20261124120000"
+    assert status == 200
+    assert state["hvidate"] == "20261124120000"
     assert state["values"]["hvctayn"] == "N1"
 
 
@@ -245,15 +284,17 @@ def test_generated_values_are_deterministic_and_plausible() -> None:
     """Values depend only on the seed; counts, flags and mixed fields look like upstream's."""
     first, again, other = Simulator(walk_interval=0), Simulator(walk_interval=0), Simulator(7, 0)
     hpids = [str(h["hpid"]) for h in demo_hospitals()]
-    states = [first.hospital(hpid)["values"] for hpid in hpids]
+    states = [hospital_state(first, hpid)["values"] for hpid in hpids]
     assert states == [again.hospital(hpid)["values"] for hpid in hpids]
     assert states != [other.hospital(hpid)["values"] for hpid in hpids]
     assert all(4 <= v["hvs01"] <= 40 and -5 <= v["hvec"] <= v["hvs01"] for v in states)
     assert any(v["hvec"] < 0 for v in states)
     flag_values = [v[tag] for v in states for tag in FLAGS if tag in v]
-    assert set(flag_values) == {"Y", "N1"} and flag_values.count("Y") > len(flag_values) / 2
+    assert set(flag_values) == {"Y", "N1"}
+    assert flag_values.count("Y") > len(flag_values) / 2
     mixed = [v[tag] for v in states for tag in ("hv5", "hv7", "hv42") if tag in v]
-    assert "Y" in mixed and any(isinstance(value, int) for value in mixed)
+    assert "Y" in mixed
+    assert any(isinstance(value, int) for value in mixed)
     share = sum("hv2" in v for v in states) / len(states)
     assert 0.3 < share < 0.7
 
@@ -263,13 +304,13 @@ def test_walk_step_changes_some_hospitals_and_their_hvidate(
 ) -> None:
     """A walk step changes about change_fraction of hospitals and stamps their hvidate."""
     hpids = [str(h["hpid"]) for h in demo_hospitals()]
-    before = {hpid: simulator.hospital(hpid) for hpid in hpids}
+    before = {hpid: hospital_state(simulator, hpid) for hpid in hpids}
     status, answer = control(server, "POST", "walk/step")
     assert status == 200
     changed = answer["changed"]
     assert 30 <= len(changed) <= 50
     for hpid in changed:
-        after = simulator.hospital(hpid)
+        after = hospital_state(simulator, hpid)
         assert after["values"] != before[hpid]["values"]
         assert after["hvidate"] >= before[hpid]["hvidate"]
     unchanged = [hpid for hpid in hpids if hpid not in changed]
@@ -279,18 +320,20 @@ def test_walk_step_changes_some_hospitals_and_their_hvidate(
 def test_background_walk_runs_and_stops(server: SimulatorServer, simulator: Simulator) -> None:
     """POST /_control/walk starts the background walk; interval 0 stops it."""
     hpids = [str(h["hpid"]) for h in demo_hospitals()]
-    snapshot = [simulator.hospital(hpid)["values"] for hpid in hpids]
-    status, settings = control(server, "POST", "walk", {"interval": 0.05, "fraction": 0.2})
-    assert status == 200 and settings == {"interval": 0.05, "fraction": 0.2}
-    deadline = time.monotonic() + 5
-    while [simulator.hospital(hpid)["values"] for hpid in hpids] == snapshot:
-        assert time.monotonic() < deadline, "the walk changed nothing"
-        time.sleep(0.05)
-    control(server, "POST", "walk", {"interval": 0})
-    time.sleep(0.1)
-    stopped = [simulator.hospital(hpid)["values"] for hpid in hpids]
-    time.sleep(0.3)
-    assert [simulator.hospital(hpid)["values"] for hpid in hpids] == stopped
+
+    def values() -> list[object]:
+        return [simulator.hospital(hpid)["values"] for hpid in hpids]
+
+    snapshot = values()
+    interval = 0.05
+    status, settings = control(server, "POST", "walk", {"interval": interval, "fraction": 0.2})
+    assert status == 200
+    assert settings == {"interval": interval, "fraction": 0.2}
+    wait_until(lambda: values() != snapshot, "the walk changed nothing")
+    assert control(server, "POST", "walk", {"interval": 0})[0] == 200
+    # A step already under way when the walk stopped may still land (one change at most);
+    # after it, the values hold still for six of the old intervals.
+    wait_for_quiet(values, quiet_for=6 * interval, max_changes=1)
 
 
 def test_missing_service_key_is_plain_401(server: SimulatorServer) -> None:
@@ -314,7 +357,8 @@ def test_wrong_or_double_encoded_key_gets_gateway_envelope(server: SimulatorServ
 def test_http500_fault_switches_off_after_its_calls(server: SimulatorServer) -> None:
     """An http500 fault with calls=2 fails two calls, then removes itself."""
     status, fault = control(server, "POST", "faults", {"mode": "http500", "calls": 2})
-    assert status == 201 and fault["calls"] == 2
+    assert status == 201
+    assert fault["calls"] == 2
     assert api(server, BEDS, STAGE1="서울특별시")[0] == 500
     assert api(server, INSTITUTIONS)[0] == 500
     assert api(server, BEDS, STAGE1="서울특별시")[0] == 200
@@ -337,7 +381,8 @@ def test_malformed_fault_cuts_the_xml_inside_an_element(server: SimulatorServer)
     """A malformed answer is HTTP 200 XML cut short, which does not parse."""
     control(server, "POST", "faults", {"mode": "malformed", "calls": 1})
     status, _, text = api(server, BEDS, STAGE1="서울특별시")
-    assert status == 200 and text.startswith(XML_DECLARATION)
+    assert status == 200
+    assert text.startswith(XML_DECLARATION)
     assert not text.endswith("</response>")
     with pytest.raises(ET.ParseError):
         parse(text)
@@ -366,7 +411,7 @@ def test_timeout_fault_outlasts_the_client_timeout(server: SimulatorServer) -> N
     control(server, "POST", "faults", {"mode": "timeout", "seconds": 3, "calls": 1})
     started = time.monotonic()
     with pytest.raises((TimeoutError, urllib.error.URLError)):
-        api(server, BEDS, STAGE1="서울특별시", timeout=0.3)
+        fetch(api_url(server, BEDS, STAGE1="서울특별시"), timeout=0.3)
     assert time.monotonic() - started < 2
     assert api(server, BEDS, STAGE1="서울특별시")[0] == 200
 
@@ -377,7 +422,8 @@ def test_timeout_fault_answers_normally_after_its_delay(server: SimulatorServer)
     started = time.monotonic()
     status, _, text = api(server, BEDS, STAGE1="서울특별시")
     assert time.monotonic() - started >= 0.4
-    assert status == 200 and len(items_of(text)[1]) == 10
+    assert status == 200
+    assert len(items_of(text)[1]) == 10
 
 
 def test_truncated_fault_returns_fewer_items_than_total_count(server: SimulatorServer) -> None:
@@ -390,7 +436,9 @@ def test_truncated_fault_returns_fewer_items_than_total_count(server: SimulatorS
         assert root.findtext("body/totalCount") == str(len(SEOUL))
         sizes.append(len(items))
     assert sum(sizes) < len(SEOUL)
-    assert sizes[:4] == [10, 10, 10, 10] and 0 < sizes[4] < 10 and sizes[5] == 0
+    assert sizes[:4] == [10, 10, 10, 10]
+    assert 0 < sizes[4] < 10
+    assert sizes[5] == 0
 
 
 def test_stale_hvidate_fault_sends_older_hvidates_with_other_values(
@@ -423,7 +471,8 @@ def test_bad_record_fault_spoils_one_item_per_page(server: SimulatorServer) -> N
     _, _, text = api(server, BEDS, STAGE1="서울특별시")
     items = [fields(i) for i in items_of(text)[1]]
     spoiled = [i for i in items if any(v == "abc" for k, v in i.items() if k in COUNTS)]
-    assert len(spoiled) == 1 and all("hpid" in i for i in items)
+    assert len(spoiled) == 1
+    assert all("hpid" in i for i in items)
     _, _, text = api(server, BEDS, STAGE1="서울특별시")
     assert all(i.findtext("hpid") for i in items_of(text)[1])
 
@@ -442,7 +491,8 @@ def test_other_operations_answer_from_the_demo_hospitals(server: SimulatorServer
 
     _, _, text = api(server, BASIC_INFO, HPID="A1100001")
     (basic,) = (fields(i) for i in items_of(text)[1])
-    assert basic["hpid"] == "A1100001" and basic["dutyEryn"] == "1"
+    assert basic["hpid"] == "A1100001"
+    assert basic["dutyEryn"] == "1"
     assert {"dutyAddr", "dutyName", "dutyTel1", "dutyTel3", "wgs84Lat", "wgs84Lon"} <= set(basic)
 
     _, _, text = api(server, ACCEPTANCE, STAGE1="서울특별시", numOfRows=100)
@@ -463,7 +513,8 @@ def test_messages_cover_about_a_tenth_of_hospitals_and_follow_puts(
     with_messages = {r["hpid"] for r in rows}
     assert 0.05 * len(demo_hospitals()) < len(with_messages) < 0.15 * len(demo_hospitals())
     for row in rows:
-        assert row["emcOrgCod"] == row["hpid"] and row["symBlkMsgTyp"] in ("응급", "중증")
+        assert row["emcOrgCod"] == row["hpid"]
+        assert row["symBlkMsgTyp"] in ("응급", "중증")
         if row["symBlkMsgTyp"] == "응급":
             assert row["symTypCod"] == "Y000"
         else:
@@ -473,8 +524,10 @@ def test_messages_cover_about_a_tenth_of_hospitals_and_follow_puts(
     assert control(server, "PUT", f"hospitals/{hpid}", {"messages": [message]})[0] == 200
     _, _, text = api(server, MESSAGES, HPID=hpid)
     (row,) = (fields(i) for i in items_of(text)[1])
-    assert row["symTypCod"] == "Y0031" and row["symTypCodMag"] == "[뇌출혈수술] 거미막하출혈"
-    assert row["symBlkSttDtm"] == "20261124100000" and "symBlkEndDtm" not in row
+    assert row["symTypCod"] == "Y0031"
+    assert row["symTypCodMag"] == "[뇌출혈수술] 거미막하출혈"
+    assert row["symBlkSttDtm"] == "20261124100000"
+    assert "symBlkEndDtm" not in row
     _, _, text = api(server, MESSAGES, Q0="서울특별시", Q1="강남구", numOfRows=100)
     assert hpid in {i.findtext("hpid") for i in items_of(text)[1]}
 
@@ -497,7 +550,8 @@ def test_control_rejects_bad_input(server: SimulatorServer) -> None:
     ]
     for method, path, payload in bad:
         status, answer = control(server, method, path, payload)
-        assert status == 400 and answer["error"], (path, payload)
+        assert status == 400, (path, payload)
+        assert answer["error"], (path, payload)
     assert control(server, "POST", "faults", raw=b"{not json")[0] == 400
     assert control(server, "GET", "hospitals/A0000000")[0] == 404
     assert control(server, "GET", "faults") == (200, {"faults": []})
@@ -512,7 +566,8 @@ def test_stats_count_calls_per_operation_and_outcome(server: SimulatorServer) ->
     control(server, "POST", "faults", {"mode": "http500", "calls": 1})
     api(server, INSTITUTIONS)
     status, stats = control(server, "GET", "stats")
-    assert status == 200 and stats["calls"] == 4
+    assert status == 200
+    assert stats["calls"] == 4
     assert stats["operations"][BEDS] == {"calls": 3, "outcomes": {"ok": 2, "unauthorized": 1}}
     assert stats["operations"][INSTITUTIONS]["outcomes"] == {"http500": 1}
     assert stats["outcomes"] == {"http500": 1, "ok": 2, "unauthorized": 1}
@@ -521,7 +576,8 @@ def test_stats_count_calls_per_operation_and_outcome(server: SimulatorServer) ->
 def test_health_and_region_listing(server: SimulatorServer) -> None:
     """Health reports the hospital count; the hospital listing filters by region."""
     status, health = control(server, "GET", "health")
-    assert status == 200 and health["status"] == "ok"
+    assert status == 200
+    assert health["status"] == "ok"
     assert health["hospitals"] == len(demo_hospitals())
     for region in REGIONS[:3]:
         _, listing = control(server, "GET", f"hospitals?region={region.code}")
