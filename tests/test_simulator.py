@@ -542,6 +542,7 @@ def test_control_rejects_bad_input(server: SimulatorServer) -> None:
         ("PUT", f"hospitals/{hpid}", {"remove": ["hpid"]}),
         ("PUT", f"hospitals/{hpid}", {"colour": "red"}),
         ("POST", "faults", {"mode": "explode"}),
+        ("POST", "faults", {}),
         ("POST", "faults", {"mode": "http500", "operations": ["getNothing"]}),
         ("POST", "faults", {"mode": "http500", "regions": ["Atlantis"]}),
         ("POST", "faults", {"mode": "http500", "calls": 0}),

@@ -123,6 +123,8 @@ def _fault_add(call: _Call) -> tuple[int, object]:
     only_keys(
         call.data, {"mode", "operations", "regions", "calls", "seconds", "missing", "variant"}
     )
+    if "mode" not in call.data:
+        raise ControlError("mode is required")
     return 201, call.simulator.add_fault(**call.data)
 
 
