@@ -22,5 +22,6 @@ def application(scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[Non
     return _applications[scope["type"]](scope, receive, send)  # type: ignore[no-any-return]
 
 
-# A plain function reads as an ASGI 2 "double callable" to asgiref (and so to daphne's loader).
-application._asgi_single_callable = True  # type: ignore[attr-defined]
+# A plain function reads as an ASGI 2 "double callable" to asgiref (and so to daphne's loader);
+# asgiref.compatibility.is_double_callable looks for this hint first, for exactly this case.
+application._asgi_single_callable = True  # type: ignore[attr-defined]  # noqa: SLF001 - asgiref's hint

@@ -63,7 +63,8 @@ def test_changes_publish_only_changed_fields_once(
 
     with django_capture_on_commit_callbacks(execute=True):
         again = er_status_apply(region_code="11", reports=first)
-    assert again.changed == [] and again.unchanged == 2
+    assert again.changed == []
+    assert again.unchanged == 2
     assert len(_events("beds.11")) == 2
 
     later = T0 + timedelta(minutes=1)

@@ -65,7 +65,8 @@ def celery_worker(
         try:
             deadline = time.monotonic() + 30
             while b"ready." not in log.read_bytes():
-                assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
+                assert worker.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
             yield
         finally:
@@ -141,7 +142,8 @@ async def test_simulator_to_websocket(
         )
         await asyncio.to_thread(_poll_and_wait)
         event = await client.next()
-        assert event["type"] == "beds.changed" and event["seq"] == head + 1
+        assert event["type"] == "beds.changed"
+        assert event["seq"] == head + 1
         assert event["data"]["hpid"] == hpid
         assert event["data"]["changes"] == {"er_general": {"old": old, "new": new}}
 

@@ -218,7 +218,8 @@ def test_acceptance_flags() -> None:
     report = parse_acceptance(item)
     assert len(report.accepts) == 28
     assert (report.accepts[1], report.accepts[2], report.accepts[3]) == (True, False, False)
-    assert report.accepts[4] is None and report.accepts[5] is None
+    assert report.accepts[4] is None
+    assert report.accepts[5] is None
     assert report.age_limits == {10: "1day"}
 
 
