@@ -4,6 +4,7 @@ real Redis."""
 import logging
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import pytest
 import redis
@@ -38,7 +39,7 @@ def _client(
     )
 
 
-def test_paging_returns_every_row_once(simulator) -> None:
+def test_paging_returns_every_row_once(simulator: tuple[SimulatorServer, Simulator]) -> None:
     """Small pages are followed to totalCount; the key survives URL encoding."""
     server, sim = simulator
     with _client(server, page_size=7) as client:
@@ -60,7 +61,9 @@ def test_paging_returns_every_row_once(simulator) -> None:
         ({"mode": "timeout", "seconds": 5}, UpstreamUnavailable),
     ],
 )
-def test_faults_are_typed_errors(simulator, fault: dict, error: type[Exception]) -> None:
+def test_faults_are_typed_errors(
+    simulator: tuple[SimulatorServer, Simulator], fault: dict[str, Any], error: type[Exception]
+) -> None:
     """Each failure of the upstream surfaces as its typed error, never as data."""
     server, sim = simulator
     sim.add_fault(**fault)
@@ -71,7 +74,7 @@ def test_faults_are_typed_errors(simulator, fault: dict, error: type[Exception])
         sim.clear_faults()
 
 
-def test_wrong_key_is_rejected(simulator) -> None:
+def test_wrong_key_is_rejected(simulator: tuple[SimulatorServer, Simulator]) -> None:
     """An unregistered key is the gateway's code 30: a rejection, not a transient error."""
     server, _ = simulator
     with _client(server, key="not-the-key") as client, pytest.raises(UpstreamRejected) as caught:
@@ -79,7 +82,9 @@ def test_wrong_key_is_rejected(simulator) -> None:
     assert caught.value.code == "30"
 
 
-def test_service_key_never_logged(simulator, caplog) -> None:
+def test_service_key_never_logged(
+    simulator: tuple[SimulatorServer, Simulator], caplog: pytest.LogCaptureFixture
+) -> None:
     """No log line of any library, at any level, contains the service key."""
     server, sim = simulator
     caplog.set_level(logging.DEBUG)
