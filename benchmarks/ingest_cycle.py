@@ -74,7 +74,7 @@ def main() -> None:
                 f"{changed}, ingestion CPU {cpu - sim_cpu:.3f} s, wall {wall:.3f} s"
             )
         bodies = [
-            client._http.get(
+            client._http.get(  # noqa: SLF001 - the raw bodies, over the same pooled connection
                 f"{server.api_url}/{upstream.BEDS}",
                 params={"serviceKey": "bench", "numOfRows": "1000", "STAGE1": r.name},
             ).content

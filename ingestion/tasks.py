@@ -7,7 +7,7 @@ responses) is retried, with backoff; a poll still running when the next is due i
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import redis
 from celery import shared_task
@@ -21,7 +21,17 @@ from ingestion.metrics import IngestionMetrics
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-_RETRY = {
+
+
+class _RetryOptions(TypedDict):
+    autoretry_for: tuple[type[Exception], ...]
+    retry_backoff: int
+    retry_backoff_max: int
+    retry_jitter: bool
+    max_retries: int
+
+
+_RETRY: _RetryOptions = {
     "autoretry_for": (UpstreamUnavailable,),
     "retry_backoff": 2,
     "retry_backoff_max": 60,

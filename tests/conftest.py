@@ -1,11 +1,16 @@
+"""Fixtures and helpers shared by the tests: users and API clients, events read back from the
+Redis streams, real server processes, and waiting for a condition with a deadline."""
+
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypedDict, TypeVar, cast
 
 import pytest
 import redis
@@ -14,7 +19,13 @@ from django.test import Client
 
 from domain.models import Role, User
 from domain.services.tokens import access_token_issue
+from realtime.publishing import history_key
 from tests.factories import HospitalFactory, UserFactory
+
+T = TypeVar("T")
+Event = dict[str, Any]
+"""An event as a client receives it: ``type``, ``stream``, ``seq``, ``ts`` and ``data``."""
+StreamEvents = Callable[[str], list[Event]]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -36,12 +47,53 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     client.flushdb()
 
 
+def wait_for(condition: Callable[[], T], what: str, timeout: float = 15, every: float = 0.1) -> T:
+    """Call ``condition`` every ``every`` seconds until it returns something truthy, and return
+    that; fail naming ``what`` if ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(every)
+    return result
+
+
+@pytest.fixture
+def stream_events() -> Iterator[StreamEvents]:
+    """Reads back everything published to a stream so far, oldest first, from its history in
+    Redis: ``stream_events("beds.11")``."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+
+    def read(stream: str) -> list[Event]:
+        entries = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(history_key(stream)))
+        return [json.loads(fields[b"f"]) for _, fields in entries]
+
+    yield read
+    client.close()
+
+
+@pytest.fixture
+def empty_streams() -> None:
+    """Start with no history or sequence numbers on any beds, hospital or crew stream, so
+    ``stream_events`` sees only what the test published (use with ``usefixtures``)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for kind in ("beds", "hospital", "crew"):
+        for key in client.scan_iter(match=f"weer:{{{kind}.*"):
+            client.delete(key)
+    client.close()
+
+
 @pytest.fixture
 def api() -> Client:
     return Client()
 
 
-def bearer(user: User) -> dict[str, str]:
+class BearerHeader(TypedDict):
+    HTTP_AUTHORIZATION: str
+
+
+def bearer(user: User) -> BearerHeader:
+    """A fresh access token for ``user`` as test client keywords: ``api.get(url, **bearer(u))``."""
     return {"HTTP_AUTHORIZATION": f"Bearer {access_token_issue(user=user)}"}
 
 
@@ -87,6 +139,17 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _answers(process: subprocess.Popen[bytes], port: int) -> bool:
+    """Whether ``process`` accepts connections on ``port`` yet (it must not have exited)."""
+    if process.poll() is not None:
+        raise ChildProcessError(f"exited with {process.returncode}")
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
 def server_env() -> dict[str, str]:
     """The environment of a server process on the test database and Redis."""
     db = settings.DATABASES["default"]
@@ -113,17 +176,10 @@ def run_server(log_dir: Path, *command: str) -> Iterator[DaphneServer]:
             argv, env=server_env(), stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR
         )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(
-                            f"the server did not start:\n{log_path.read_text()}"
-                        ) from None
-                    time.sleep(0.1)
+            try:
+                wait_for(lambda: _answers(process, port), f"a server on port {port}", timeout=30)
+            except (AssertionError, ChildProcessError):
+                raise RuntimeError(f"the server did not start:\n{log_path.read_text()}") from None
             yield DaphneServer(process, port, log_path)
         finally:
             process.terminate()

@@ -1,4 +1,10 @@
+"""factory_boy factories for the models tests create: ``HospitalFactory(hpid=...)`` saves and
+returns a ``Hospital``, ``.build(...)`` an unsaved one."""
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
 import factory
+from django.db.models import Model
 from django.utils import timezone
 
 from domain.models import (
@@ -15,8 +21,22 @@ from domain.models import (
 
 PASSWORD = "correct horse battery staple"
 
+M = TypeVar("M", bound=Model)
 
-class HospitalFactory(factory.django.DjangoModelFactory):
+
+class ModelFactory(factory.django.DjangoModelFactory[M]):
+    """A Django model factory whose call is typed as what it returns: the saved model."""
+
+    class Meta:
+        abstract = True
+
+    if TYPE_CHECKING:
+        # factory_boy's metaclass turns the call into create(): it returns the model, not
+        # the factory, which the stubs cannot say (and mypy only allows __new__ to say so).
+        def __new__(cls, **kwargs: Any) -> M: ...  # type: ignore[misc]
+
+
+class HospitalFactory(ModelFactory[Hospital]):
     class Meta:
         model = Hospital
 
@@ -33,18 +53,18 @@ class HospitalFactory(factory.django.DjangoModelFactory):
     emergency_class = "G006"
 
 
-class ERStatusFactory(factory.django.DjangoModelFactory):
+class ERStatusFactory(ModelFactory[ERStatus]):
     class Meta:
         model = ERStatus
 
-    hospital = factory.SubFactory(HospitalFactory)
+    hospital: "factory.SubFactory[ERStatus, Hospital]" = factory.SubFactory(HospitalFactory)
     hvidate = factory.LazyFunction(timezone.now)
     ingested_at = factory.LazyFunction(timezone.now)
     er_general = 5
     er_general_capacity = 20
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(ModelFactory[User]):
     class Meta:
         model = User
         skip_postgeneration_save = True
@@ -52,19 +72,21 @@ class UserFactory(factory.django.DjangoModelFactory):
     username = factory.Sequence(lambda n: f"user{n}")
     role = Role.AMBULANCE
     approval = Approval.ACTIVE
-    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+    password: "factory.PostGenerationMethodCall[User, None]" = factory.PostGenerationMethodCall(
+        "set_password", PASSWORD
+    )
 
     @factory.post_generation
-    def saved(self, create: bool, extracted: object, **kwargs: object) -> None:
+    def saved(user: User, create: bool, extracted: object, **kwargs: object) -> None:
         if create:
-            self.save()
+            user.save()
 
 
-class PatientConditionFactory(factory.django.DjangoModelFactory):
+class PatientConditionFactory(ModelFactory[PatientCondition]):
     class Meta:
         model = PatientCondition
 
-    recorded_by = factory.SubFactory(UserFactory)
+    recorded_by: "factory.SubFactory[PatientCondition, User]" = factory.SubFactory(UserFactory)
     sex = Sex.FEMALE
     age_band = AgeBand.Y60_69
     systolic_bp = 150

@@ -1,6 +1,8 @@
 """Sign-up, approval, login, refresh rotation and token verification, over the JSON API."""
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import jwt
 import pytest
@@ -12,12 +14,15 @@ from domain.services.tokens import access_token_issue
 from tests.conftest import bearer
 from tests.factories import PASSWORD, HospitalFactory, UserFactory
 
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse as Response
+
 pytestmark = pytest.mark.django_db
 JSON = "application/json"
 
 
-def _sign_up(api: Client, **overrides: object) -> dict:
-    body = {
+def _sign_up(api: Client, **overrides: object) -> "Response":
+    body: dict[str, object] = {
         "username": "medic7",
         "password": PASSWORD,
         "role": "ambulance",
@@ -29,7 +34,7 @@ def _sign_up(api: Client, **overrides: object) -> dict:
     return api.post("/api/auth/signup", body, content_type=JSON)
 
 
-def _login(api: Client, username: str, password: str = PASSWORD):
+def _login(api: Client, username: str, password: str = PASSWORD) -> "Response":
     return api.post(
         "/api/auth/token",
         {"username": username, "password": password},
@@ -143,14 +148,18 @@ def test_expired_access_token_is_401(api: Client, crew_user: User) -> None:
         ),
         pytest.param(
             lambda t: jwt.encode(
-                jwt.decode(t, options={"verify_signature": False}), None, algorithm="none"
+                jwt.decode(t, options={"verify_signature": False}),
+                None,  # type: ignore[arg-type]  # alg none takes no key; pyjwt's types say str
+                algorithm="none",
             ),
             id="alg-none",
         ),
         pytest.param(lambda t: "not.a.jwt", id="garbage"),
     ],
 )
-def test_tampered_access_token_is_401(api: Client, crew_user: User, tamper) -> None:
+def test_tampered_access_token_is_401(
+    api: Client, crew_user: User, tamper: Callable[[str], str]
+) -> None:
     """Any change to a token, or an unsigned one, is refused with invalid_token."""
     token = tamper(access_token_issue(user=crew_user))
     response = api.get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {token}")

@@ -3,6 +3,9 @@
 import pytest
 from django.test import Client
 
+from domain.models import User
+from tests.conftest import bearer
+
 pytestmark = pytest.mark.django_db
 
 
@@ -76,10 +79,8 @@ def test_wrong_types_in_body(api: Client) -> None:
     assert {"username", "password", "phone"} <= response.json()["error"]["fields"].keys()
 
 
-def test_non_numeric_path_id(api: Client, admin_user) -> None:
+def test_non_numeric_path_id(api: Client, admin_user: User) -> None:
     """A non-numeric user id in the path is a 400 or 404, never a 500."""
-    from tests.conftest import bearer
-
     response = api.post("/api/admin/users/abc/approve", **bearer(admin_user))
     assert response.status_code in (400, 404)
     assert "error" in response.json()

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from pytest_django import Settings
 
 from domain.models import Approval, ERStatus, Hospital, Role, User
 from domain.regions import REGIONS
@@ -12,7 +13,9 @@ from domain.services.tokens import access_token_authenticate
 pytestmark = pytest.mark.django_db
 
 
-def test_seed_demo_is_idempotent_and_keeps_live_status(settings, capsys) -> None:
+def test_seed_demo_is_idempotent_and_keeps_live_status(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A second run adds nothing and never overwrites a status that has since changed."""
     settings.DEBUG = True
     call_command("seed_demo")
@@ -24,16 +27,18 @@ def test_seed_demo_is_idempotent_and_keeps_live_status(settings, capsys) -> None
 
     call_command("seed_demo")
     assert Hospital.objects.count() == hospitals
-    assert ERStatus.objects.get(hospital__hpid="A1100015").er_general == -9
+    assert ERStatus.objects.get(hospital__hpid="A1100015").values()["er_general"] == -9
     printed = capsys.readouterr().out
     for username in ("demo-admin", "demo-crew", "demo-er"):
         assert username in printed
         user = User.objects.get(username=username)
         assert user.approval == Approval.ACTIVE
-    assert User.objects.get(username="demo-er").hospital.hpid == "A1100015"
+    demo_er = User.objects.select_related("hospital").get(username="demo-er")
+    assert demo_er.hospital is not None
+    assert demo_er.hospital.hpid == "A1100015"
 
 
-def test_seed_demo_refuses_without_debug(settings) -> None:
+def test_seed_demo_refuses_without_debug(settings: Settings) -> None:
     """Known demo passwords never reach a production database by accident."""
     settings.DEBUG = False
     with pytest.raises(CommandError):
@@ -76,6 +81,7 @@ def test_issue_tokens_for_hospital_staff(tmp_path: Path) -> None:
     )
     for token in out.read_text().splitlines():
         user = access_token_authenticate(token=token).user
+        assert user.hospital is not None
         assert user.hospital.hpid == "A1100015"
     with pytest.raises(CommandError):
         call_command(

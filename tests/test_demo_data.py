@@ -41,7 +41,9 @@ def test_hpids_are_unique_and_eight_characters() -> None:
     assert all(len(hpid) == 8 for hpid in hpids)
     for h in _synthetic(hospitals):
         hpid = str(h["hpid"])
-        assert hpid[1:3] == h["region_code"] and hpid[3] == "9" and hpid[4:].isdigit()
+        assert hpid[1:3] == h["region_code"]
+        assert hpid[3] == "9"
+        assert hpid[4:].isdigit()
 
 
 def test_names_are_unique() -> None:

@@ -2,6 +2,7 @@
 
 import pytest
 from django.test import Client
+from pytest_django import Settings
 
 pytestmark = pytest.mark.django_db
 
@@ -13,7 +14,7 @@ def test_readiness_checks_real_database_and_redis(api: Client) -> None:
     assert response.json() == {"status": "ok", "database": "ok", "redis": "ok"}
 
 
-def test_readiness_reports_an_unreachable_redis(api: Client, settings) -> None:
+def test_readiness_reports_an_unreachable_redis(api: Client, settings: Settings) -> None:
     """With Redis unreachable the probe answers 503 and names the failing dependency."""
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     response = api.get("/readyz")

@@ -8,7 +8,7 @@ from django.test import Client
 from django.utils import timezone
 
 from domain.api.schemas import RegionCode
-from domain.models import AnnouncementType, ERAnnouncement, SevereIllnessAcceptance
+from domain.models import AnnouncementType, ERAnnouncement, Hospital, SevereIllnessAcceptance
 from domain.regions import REGIONS_BY_CODE
 from tests.factories import ERStatusFactory, HospitalFactory
 
@@ -18,7 +18,7 @@ CITY_HALL = "lat=37.5665&lon=126.9780"
 
 
 @pytest.fixture
-def seoul_hospitals() -> dict[str, object]:
+def seoul_hospitals() -> dict[str, Hospital]:
     """Three Seoul hospitals at known distances from City Hall, one Busan hospital."""
     near = ERStatusFactory(
         hospital=HospitalFactory(
@@ -59,7 +59,7 @@ def seoul_hospitals() -> dict[str, object]:
     return {"near": near, "middle": middle, "far": far, "busan": busan}
 
 
-def test_nearest_first_with_status(api: Client, seoul_hospitals: dict) -> None:
+def test_nearest_first_with_status(api: Client, seoul_hospitals: dict[str, Hospital]) -> None:
     """Hospitals come nearest first with distance, status, and the age of their data."""
     response = api.get(f"/api/hospitals?{CITY_HALL}")
     assert response.status_code == 200
@@ -79,7 +79,7 @@ def test_nearest_first_with_status(api: Client, seoul_hospitals: dict) -> None:
     assert body["count"] == 4
 
 
-def test_filters(api: Client, seoul_hospitals: dict) -> None:
+def test_filters(api: Client, seoul_hospitals: dict[str, Hospital]) -> None:
     """radius, region, min_er_beds, needs and q each narrow the result."""
 
     def hpids(query: str) -> list[str]:
@@ -97,14 +97,14 @@ def test_filters(api: Client, seoul_hospitals: dict) -> None:
     assert hpids("region=11") == ["A1100015", "A0000005", "A0000191"]  # by name without a position
 
 
-def test_blank_parameters_mean_no_filter(api: Client, seoul_hospitals: dict) -> None:
+def test_blank_parameters_mean_no_filter(api: Client, seoul_hospitals: dict[str, Hospital]) -> None:
     """Empty parameters, as an HTML form sends them, are ignored rather than refused."""
     response = api.get(f"/api/hospitals?{CITY_HALL}&radius_km=&region=&min_er_beds=&needs=&q=")
     assert response.status_code == 200, response.content
     assert response.json()["count"] == 4
 
 
-def test_paging(api: Client, seoul_hospitals: dict) -> None:
+def test_paging(api: Client, seoul_hospitals: dict[str, Hospital]) -> None:
     """Pages partition the sorted result."""
     first = api.get(f"/api/hospitals?{CITY_HALL}&page_size=3").json()
     second = api.get(f"/api/hospitals?{CITY_HALL}&page_size=3&page=2").json()
@@ -117,7 +117,7 @@ def test_paging(api: Client, seoul_hospitals: dict) -> None:
     ]
 
 
-def test_detail(api: Client, seoul_hospitals: dict) -> None:
+def test_detail(api: Client, seoul_hospitals: dict[str, Hospital]) -> None:
     """A hospital's detail adds acceptance flags and only its active announcements."""
     hospital = seoul_hospitals["middle"]
     SevereIllnessAcceptance.objects.create(hospital=hospital, category=3, accepts=False)
@@ -159,7 +159,7 @@ def test_region_codes_in_the_schema_match_the_regions() -> None:
     assert set(get_args(RegionCode)) == set(REGIONS_BY_CODE)
 
 
-def test_regions(api: Client, seoul_hospitals: dict) -> None:
+def test_regions(api: Client, seoul_hospitals: dict[str, Hospital]) -> None:
     """All 17 regions, with their stream names and hospital counts."""
     regions = api.get("/api/regions").json()
     assert len(regions) == 17

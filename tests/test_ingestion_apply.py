@@ -1,40 +1,26 @@
 """Applying upstream reports: exact change events through the real publishing path (MariaDB,
 Redis), idempotence, ordering by hvidate, freshness."""
 
-import json
 from datetime import datetime, timedelta
 
 import pytest
-import redis
-from django.conf import settings
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from domain.bed_fields import STATUS_VALUE_KINDS
 from domain.models import ERAnnouncement, ERStatus, Hospital, SevereIllnessAcceptance
-from domain.reports import AcceptanceReport, BedReport, MessageReport
+from domain.reports import AcceptanceReport, BedReport, MessageReport, Value
 from domain.services.er_status import er_status_apply, region_poll_failed, region_poll_succeeded
 from domain.services.hospital_info import acceptance_apply, announcements_apply
 from ingestion.parsing import KST
-from realtime.publishing import history_key
+from tests.conftest import StreamEvents
 from tests.factories import HospitalFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_streams")]
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=KST)
 
 
-def _events(stream: str) -> list[dict]:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    return [json.loads(fields[b"f"]) for _, fields in client.xrange(history_key(stream))]
-
-
-@pytest.fixture(autouse=True)
-def _empty_streams() -> None:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    for key in client.scan_iter(match="weer:{beds.*"):
-        client.delete(key)
-
-
-def _report(hpid: str, hvidate: datetime = T0, **values: object) -> BedReport:
+def _report(hpid: str, hvidate: datetime = T0, **values: Value) -> BedReport:
     return BedReport(
         hpid=hpid,
         name="",
@@ -51,7 +37,9 @@ def two_hospitals() -> None:
 
 
 def test_changes_publish_only_changed_fields_once(
-    two_hospitals, django_capture_on_commit_callbacks
+    two_hospitals: None,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    stream_events: StreamEvents,
 ) -> None:
     """First load publishes everything known; a repeat publishes nothing; a change publishes
     exactly that field of that hospital, on the region stream and on beds.all."""
@@ -59,19 +47,20 @@ def test_changes_publish_only_changed_fields_once(
     with django_capture_on_commit_callbacks(execute=True):
         applied = er_status_apply(region_code="11", reports=first)
     assert sorted(applied.changed) == ["A1100001", "A1100015"]
-    assert len(_events("beds.11")) == len(_events("beds.all")) == 2
+    assert len(stream_events("beds.11")) == len(stream_events("beds.all")) == 2
 
     with django_capture_on_commit_callbacks(execute=True):
         again = er_status_apply(region_code="11", reports=first)
-    assert again.changed == [] and again.unchanged == 2
-    assert len(_events("beds.11")) == 2
+    assert again.changed == []
+    assert again.unchanged == 2
+    assert len(stream_events("beds.11")) == 2
 
     later = T0 + timedelta(minutes=1)
     second = [_report("A1100015", later, er_general=5, ct=True), _report("A1100001", er_general=-2)]
     with django_capture_on_commit_callbacks(execute=True):
         er_status_apply(region_code="11", reports=second)
-    [region_event] = _events("beds.11")[2:]
-    [all_event] = _events("beds.all")[2:]
+    [region_event] = stream_events("beds.11")[2:]
+    [all_event] = stream_events("beds.all")[2:]
     assert region_event["type"] == all_event["type"] == "beds.changed"
     assert (
         region_event["data"]
@@ -82,12 +71,18 @@ def test_changes_publish_only_changed_fields_once(
             "hvidate": "2026-11-24T01:01:00Z",
         }
     )
-    assert region_event["seq"] == _events("beds.11")[1]["seq"] + 1
-    status = ERStatus.objects.get(hospital__hpid="A1100015")
-    assert (status.er_general, status.ct, status.hvidate) == (5, True, later)
+    assert region_event["seq"] == stream_events("beds.11")[1]["seq"] + 1
+    stored = ERStatus.objects.get(hospital__hpid="A1100015")
+    assert stored.values()["er_general"] == 5
+    assert stored.values()["ct"] is True
+    assert stored.hvidate == later
 
 
-def test_older_report_never_overwrites(two_hospitals, django_capture_on_commit_callbacks) -> None:
+def test_older_report_never_overwrites(
+    two_hospitals: None,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    stream_events: StreamEvents,
+) -> None:
     """A report with an older hvidate than the stored status is ignored entirely."""
     with django_capture_on_commit_callbacks(execute=True):
         er_status_apply(region_code="11", reports=[_report("A1100015", T0, er_general=6)])
@@ -96,12 +91,14 @@ def test_older_report_never_overwrites(two_hospitals, django_capture_on_commit_c
             region_code="11", reports=[_report("A1100015", T0 - timedelta(hours=1), er_general=0)]
         )
     assert applied.older_skipped == 1
-    assert ERStatus.objects.get(hospital__hpid="A1100015").er_general == 6
-    assert len(_events("beds.11")) == 1
+    assert ERStatus.objects.get(hospital__hpid="A1100015").values()["er_general"] == 6
+    assert len(stream_events("beds.11")) == 1
 
 
 def test_fresher_input_time_alone_updates_quietly(
-    two_hospitals, django_capture_on_commit_callbacks
+    two_hospitals: None,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    stream_events: StreamEvents,
 ) -> None:
     """Same values with a newer hvidate: the stored data age improves, clients get no event."""
     with django_capture_on_commit_callbacks(execute=True):
@@ -110,10 +107,12 @@ def test_fresher_input_time_alone_updates_quietly(
             region_code="11", reports=[_report("A1100015", T0 + timedelta(minutes=5), er_general=6)]
         )
     assert ERStatus.objects.get(hospital__hpid="A1100015").hvidate == T0 + timedelta(minutes=5)
-    assert len(_events("beds.11")) == 1
+    assert len(stream_events("beds.11")) == 1
 
 
-def test_unknown_hospital_is_created(django_capture_on_commit_callbacks) -> None:
+def test_unknown_hospital_is_created(
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     """A report for an hpid we do not know yet is kept, under a minimal hospital."""
     with django_capture_on_commit_callbacks(execute=True):
         applied = er_status_apply(
@@ -131,11 +130,14 @@ def test_unknown_hospital_is_created(django_capture_on_commit_callbacks) -> None
     assert applied.hospitals_created == 1
     hospital = Hospital.objects.get(hpid="A2600099")
     assert (hospital.name, hospital.region_code, hospital.sido) == ("새병원", "26", "부산광역시")
-    assert hospital.er_status.er_general == 3
+    assert hospital.er_status.values()["er_general"] == 3
 
 
 def test_staleness_comes_and_goes(
-    settings, two_hospitals, django_capture_on_commit_callbacks
+    settings: Settings,
+    two_hospitals: None,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    stream_events: StreamEvents,
 ) -> None:
     """Failures keep the last state; past the limit the region turns stale (beds.stale true);
     the next good poll clears it (beds.stale false)."""
@@ -151,20 +153,24 @@ def test_staleness_comes_and_goes(
         assert region_poll_failed(region_code="11", error="timeout") is True  # announced once
     with django_capture_on_commit_callbacks(execute=True):
         region_poll_succeeded(region_code="11")
-    stale_events = [e for e in _events("beds.11") if e["type"] == "beds.stale"]
+    stale_events = [e for e in stream_events("beds.11") if e["type"] == "beds.stale"]
     assert [e["data"]["stale"] for e in stale_events] == [True, False]
     assert stale_events[0]["data"]["hpids"] == ["A1100015"]
-    assert ERStatus.objects.get(hospital__hpid="A1100015").er_general == 6
+    assert ERStatus.objects.get(hospital__hpid="A1100015").values()["er_general"] == 6
 
 
-def test_acceptance_changes(two_hospitals, django_capture_on_commit_callbacks) -> None:
+def test_acceptance_changes(
+    two_hospitals: None,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    stream_events: StreamEvents,
+) -> None:
     """Acceptance flags publish acceptance.changed with only the categories that changed."""
-    flags = dict.fromkeys(range(1, 29), True)
+    flags: dict[int, bool | None] = dict.fromkeys(range(1, 29), True)
     with django_capture_on_commit_callbacks(execute=True):
         acceptance_apply(reports=[AcceptanceReport("A1100015", flags, {})])
         acceptance_apply(reports=[AcceptanceReport("A1100015", flags, {})])
         acceptance_apply(reports=[AcceptanceReport("A1100015", {**flags, 3: False}, {})])
-    events = [e for e in _events("beds.11") if e["type"] == "acceptance.changed"]
+    events = [e for e in stream_events("beds.11") if e["type"] == "acceptance.changed"]
     assert len(events) == 2
     assert events[1]["data"] == {"hpid": "A1100015", "changes": {"3": {"old": True, "new": False}}}
     assert (
@@ -187,13 +193,17 @@ def _message(hpid: str, text: str) -> MessageReport:
     )
 
 
-def test_announcements_added_and_removed(two_hospitals, django_capture_on_commit_callbacks) -> None:
+def test_announcements_added_and_removed(
+    two_hospitals: None,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    stream_events: StreamEvents,
+) -> None:
     """A new message is announced once; one no longer listed is ended and announced removed."""
     with django_capture_on_commit_callbacks(execute=True):
         announcements_apply(region_code="11", reports=[_message("A1100015", "CT 고장")])
         announcements_apply(region_code="11", reports=[_message("A1100015", "CT 고장")])
         announcements_apply(region_code="11", reports=[])
-    events = [e for e in _events("beds.11") if e["type"] == "announcements.changed"]
+    events = [e for e in stream_events("beds.11") if e["type"] == "announcements.changed"]
     assert len(events) == 2
     assert [a["message"] for a in events[0]["data"]["added"]] == ["CT 고장"]
     assert events[1]["data"]["removed"] == [events[0]["data"]["added"][0]["id"]]

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.bed_fields import BED_FIELDS, STATUS_VALUE_KINDS, Kind
+from domain.reports import Value
 from domain.status_diff import diff_values
 from ingestion.errors import (
     UpstreamMalformed,
@@ -218,7 +219,8 @@ def test_acceptance_flags() -> None:
     report = parse_acceptance(item)
     assert len(report.accepts) == 28
     assert (report.accepts[1], report.accepts[2], report.accepts[3]) == (True, False, False)
-    assert report.accepts[4] is None and report.accepts[5] is None
+    assert report.accepts[4] is None
+    assert report.accepts[5] is None
     assert report.age_limits == {10: "1day"}
 
 
@@ -231,7 +233,9 @@ _bed_values = st.fixed_dictionaries(
 
 
 @given(_bed_values, _bed_values)
-def test_diff_reports_exactly_the_changed_fields(old: dict, new: dict) -> None:
+def test_diff_reports_exactly_the_changed_fields(
+    old: dict[str, Value], new: dict[str, Value]
+) -> None:
     """Applying a diff's new values to the old state yields the new state, and only fields
     that differ are reported."""
     changes = diff_values(old, new)

@@ -27,7 +27,8 @@ class WsClient:
         await self.socket.send(json.dumps(message))
 
     async def next(self, timeout: float = 5) -> dict[str, Any]:
-        return json.loads(await asyncio.wait_for(self.socket.recv(), timeout))
+        message: dict[str, Any] = json.loads(await asyncio.wait_for(self.socket.recv(), timeout))
+        return message
 
     async def subscribe(self, *streams: str, since: dict[str, int] | None = None) -> dict[str, Any]:
         """Subscribe to one stream and return its ``subscribed`` message."""

@@ -53,6 +53,24 @@ def hospital_search(
     least that many ER general beds (unknown counts do not match). Raises ``ValidationFailed``
     for unknown regions or needs, or a radius without a position.
     """
+    problems = _search_problems(lat=lat, lon=lon, radius_km=radius_km, region=region, needs=needs)
+    if problems:
+        raise ValidationFailed("The search is invalid.", fields=problems)
+    hospitals = _matching(region=region, q=q, min_er_beds=min_er_beds, needs=needs)
+    if lat is None or lon is None:
+        return [HospitalHit(h, None) for h in hospitals.order_by("region_code", "name")]
+    return _nearest_first(hospitals, lat=lat, lon=lon, radius_km=radius_km)
+
+
+def _search_problems(
+    *,
+    lat: float | None,
+    lon: float | None,
+    radius_km: float | None,
+    region: str | None,
+    needs: Sequence[str],
+) -> dict[str, list[str]]:
+    """The field errors of a search, by parameter name (empty when it is valid)."""
     problems: dict[str, list[str]] = {}
     if (lat is None) != (lon is None):
         problems["lat" if lat is None else "lon"] = ["lat and lon must be given together."]
@@ -63,9 +81,13 @@ def hospital_search(
     unknown = [need for need in needs if need not in EQUIPMENT_NEEDS]
     if unknown:
         problems["needs"] = [f"Unknown: {', '.join(unknown)}. Known: {', '.join(EQUIPMENT_NEEDS)}."]
-    if problems:
-        raise ValidationFailed("The search is invalid.", fields=problems)
+    return problems
 
+
+def _matching(
+    *, region: str | None, q: str | None, min_er_beds: int | None, needs: Sequence[str]
+) -> QuerySet[Hospital]:
+    """Hospitals (with their status) passing the filters that do not depend on a position."""
     hospitals = _with_status()
     if region is not None:
         hospitals = hospitals.filter(region_code=region)
@@ -75,9 +97,14 @@ def hospital_search(
         hospitals = hospitals.filter(er_status__er_general__gte=min_er_beds)
     for need in needs:
         hospitals = hospitals.filter(**{f"er_status__{need}": True})
-    if lat is None or lon is None:
-        return [HospitalHit(h, None) for h in hospitals.order_by("region_code", "name")]
+    return hospitals
 
+
+def _nearest_first(
+    hospitals: QuerySet[Hospital], *, lat: float, lon: float, radius_km: float | None
+) -> list[HospitalHit]:
+    """``hospitals`` within ``radius_km`` (if given) of the position, nearest first; without a
+    radius those without coordinates come last."""
     if radius_km is not None:
         min_lat, max_lat, min_lon, max_lon = bounding_box(lat, lon, radius_km)
         hospitals = hospitals.filter(

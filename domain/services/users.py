@@ -29,16 +29,9 @@ def user_sign_up(
     problems: dict[str, list[str]] = {}
     if role not in SELF_SERVICE_ROLES:
         problems["role"] = [f"Must be one of: {', '.join(SELF_SERVICE_ROLES)}."]
-    hospital = None
-    if role == Role.HOSPITAL:
-        if not hospital_hpid:
-            problems["hospital"] = ["Hospital staff must name their hospital (hpid)."]
-        else:
-            hospital = Hospital.objects.filter(hpid=hospital_hpid).first()
-            if hospital is None:
-                problems["hospital"] = [f"Unknown hospital {hospital_hpid!r}."]
-    elif hospital_hpid:
-        problems["hospital"] = ["Only hospital staff belong to a hospital."]
+    hospital, hospital_problems = _sign_up_hospital(role=role, hospital_hpid=hospital_hpid)
+    if hospital_problems:
+        problems["hospital"] = hospital_problems
     candidate = User(username=username, role=role, agency=agency, crew_name=crew_name, phone=phone)
     try:
         candidate.clean_fields(exclude=["password", "role", "hospital"])
@@ -62,6 +55,19 @@ def user_sign_up(
     except IntegrityError as exc:  # a concurrent sign-up took it first
         raise _username_taken() from exc
     return candidate
+
+
+def _sign_up_hospital(*, role: str, hospital_hpid: str | None) -> tuple[Hospital | None, list[str]]:
+    """The hospital a new user names, and what is wrong with naming it (nothing: ``[]``):
+    hospital staff must name a known hospital, everyone else none."""
+    if role != Role.HOSPITAL:
+        return None, ["Only hospital staff belong to a hospital."] if hospital_hpid else []
+    if not hospital_hpid:
+        return None, ["Hospital staff must name their hospital (hpid)."]
+    hospital = Hospital.objects.filter(hpid=hospital_hpid).first()
+    if hospital is None:
+        return None, [f"Unknown hospital {hospital_hpid!r}."]
+    return hospital, []
 
 
 def _username_taken() -> Conflict:
