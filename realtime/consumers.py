@@ -3,7 +3,7 @@
 import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -18,18 +18,21 @@ from realtime.serving.inbox import inbox_kind
 from realtime.serving.twisted_sink import sink_for
 from realtime.sessions import Session
 
+if TYPE_CHECKING:
+    from channels.consumer import _ChannelScope
 
-class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+
+class StreamConsumer(AsyncWebsocketConsumer):
     session: Session | None = None
     _expiry: asyncio.TimerHandle | None = None
     _ending: "asyncio.Future[None] | None" = None
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: "_ChannelScope", receive: Any, send: Any) -> None:
         """Channels' own loop also listens to a channel layer, through a task and an
         ``asyncio.wait`` per message. WeER has no channel layer (events come through the hub),
         so one plain await per message does: it keeps about 2 KB less per idle socket."""
         self.scope = scope
-        self.channel_layer = None
+        self.channel_layer = None  # type: ignore[assignment]  # none: events come via the hub
         self.base_send = send
         adapter_used(get_hub().metrics, "inbox", inbox_kind(receive))
         try:

@@ -9,20 +9,23 @@ Any other path is refused before the websocket opens (HTTP 403), as an unknown r
 """
 
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from channels.security.websocket import WebsocketDenier
 
 from realtime.consumers import StreamConsumer
 from realtime.origin import BrowserOriginValidator
 
+if TYPE_CHECKING:
+    from channels.consumer import _ChannelScope
+
 WEBSOCKET_PATH = "/ws/"
 
 
 def _endpoint(scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
     if scope["path"] != WEBSOCKET_PATH:
-        return WebsocketDenier()(scope, receive, send)  # type: ignore[no-any-return]
-    return StreamConsumer()(scope, receive, send)
+        return WebsocketDenier()(cast("_ChannelScope", scope), receive, send)
+    return StreamConsumer()(cast("_ChannelScope", scope), receive, send)
 
 
 websocket_application = BrowserOriginValidator(_endpoint)

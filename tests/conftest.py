@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar, cast
@@ -21,6 +20,7 @@ from domain.models import Role, User
 from domain.services.tokens import access_token_issue
 from realtime.publishing import history_key
 from tests.factories import HospitalFactory, UserFactory
+from tests.polling import wait_for
 
 T = TypeVar("T")
 Event = dict[str, Any]
@@ -45,17 +45,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             returncode=2,
         )
     client.flushdb()
-
-
-def wait_for(condition: Callable[[], T], what: str, timeout: float = 15, every: float = 0.1) -> T:
-    """Call ``condition`` every ``every`` seconds until it returns something truthy, and return
-    that; fail naming ``what`` if ``timeout`` seconds pass first."""
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(every)
-    return result
 
 
 @pytest.fixture

@@ -8,28 +8,24 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(check: Callable[[], T], *, timeout: float = 10, interval: float = 0.05) -> T:
-    """Call ``check`` until it returns something truthy, and return that; fail the test with
-    its last value if ``timeout`` seconds pass first."""
+def wait_for(condition: Callable[[], T], what: str, timeout: float = 15, every: float = 0.1) -> T:
+    """Call ``condition`` every ``every`` seconds until it returns something truthy, and return
+    that; fail naming ``what`` if ``timeout`` seconds pass first."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
+    while not (result := condition()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"still {value!r} after {timeout} s")
-        time.sleep(interval)
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(every)
+    return result
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T]], *, timeout: float = 10, interval: float = 0.05
+    condition: Callable[[], Awaitable[T]], what: str, timeout: float = 15, every: float = 0.05
 ) -> T:
-    """``wait_until`` for a coroutine check, without blocking the event loop."""
+    """``wait_for`` for a coroutine condition, without blocking the event loop."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
+    while not (result := await condition()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"still {value!r} after {timeout} s")
-        await asyncio.sleep(interval)
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(every)
+    return result

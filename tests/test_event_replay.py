@@ -4,7 +4,7 @@ fresh snapshot holds, after every step of a realistic sequence of changes. Real 
 real publishing path into Redis; the events are read back from the stream's history."""
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -164,10 +164,10 @@ def _apply_reservation_event(state: dict[int, Json], event: Json) -> None:
 
 
 @pytest.fixture
-def two_hospitals_and_a_crew() -> Iterator[tuple[Hospital, User, Hospital, User, User]]:
+def two_hospitals_and_a_crew() -> tuple[Hospital, User, Hospital, User, User]:
     a = ERStatusFactory(hospital=HospitalFactory(hpid="Z1100001")).hospital
     b = ERStatusFactory(hospital=HospitalFactory(hpid="Z1100002")).hospital
-    yield (
+    return (
         a,
         UserFactory(role=Role.HOSPITAL, hospital=a),
         b,

@@ -22,8 +22,9 @@ from domain.services.tokens import access_token_issue
 from ingestion.metrics import read_ingestion_metrics
 from ingestion.simulator import SimulatorServer, running_simulator
 from ingestion.tasks import poll_region_beds
-from tests.conftest import DaphneServer, wait_for
+from tests.conftest import DaphneServer
 from tests.factories import UserFactory
+from tests.polling import wait_for
 from tests.ws import WsClient
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]

@@ -27,7 +27,7 @@ from realtime.publishing import (
 from realtime.sinks import Frame
 from tests.conftest import DaphneServer
 from tests.factories import ERStatusFactory, HospitalFactory, UserFactory
-from tests.polling import eventually, wait_until
+from tests.polling import eventually, wait_for
 from tests.ws import WsClient
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -171,7 +171,7 @@ async def test_resume_while_publishing_is_gapless_and_without_duplicates(
     async def published_while_away() -> bool:  # the tablet resumes behind the head
         return await stream_head(redis_client, "beds.27") >= received[-1] + 20
 
-    await eventually(published_while_away)
+    await eventually(published_while_away, "20 events published while away")
     await redis_client.aclose()
     async with WsClient.connect(daphne_server, _token(crew)) as client:
         resumed = await client.subscribe("beds.27", since={"beds.27": received[-1]})
@@ -345,7 +345,7 @@ async def test_slow_consumer_is_closed_while_others_keep_receiving(
         assert rss_growth_mib < 25, f"server grew {rss_growth_mib:.0f} MiB"
         assert await slow.close_code(timeout=30) in (4408, 1006)
     redis.Redis.from_url(settings.REDIS_URL).delete(history_key("beds.31"))
-    wait_until(_slow_consumer_closes)  # each process reports once a second
+    wait_for(_slow_consumer_closes, "a slow-consumer close reported")  # reported each second
 
 
 def _slow_consumer_closes() -> int:
@@ -420,7 +420,7 @@ async def test_a_member_going_live_ahead_of_its_lagging_hub_gets_no_event_twice(
         async def newest_arrived() -> bool:
             return newest in sink.seqs
 
-        await eventually(newest_arrived)
+        await eventually(newest_arrived, "the newest event")
         assert sink.seqs == [newest]
     finally:
         await hub.close()

@@ -132,7 +132,8 @@ def test_acknowledge_approve_complete_with_holds_and_history(
         again = _act(api, world["staff_a"], a["id"], "acknowledge")
         approved = _act(api, world["staff_a"], a["id"], "approve")
     assert seen.status_code == again.status_code == approved.status_code == 200
-    assert approved.json()["status"] == "approved" and approved.json()["hold_expires_at"]
+    assert approved.json()["status"] == "approved"
+    assert approved.json()["hold_expires_at"]
     crew_events = [e["type"] for e in _events(f"crew.{crew.pk}")]
     assert crew_events == ["reservation.requested"] * 3 + [
         "reservation.acknowledged",
@@ -147,7 +148,8 @@ def test_acknowledge_approve_complete_with_holds_and_history(
     ]
     assert held == [{"old": 0, "new": 1}]
     hospital = api.get("/api/hospitals/HOSPA001").json()
-    assert hospital["status"]["held"] == 1 and hospital["status"]["beds"]["er_general"] == 3
+    assert hospital["status"]["held"] == 1
+    assert hospital["status"]["beds"]["er_general"] == 3
 
     with django_capture_on_commit_callbacks(execute=True):
         done = _act(api, crew, a["id"], "complete")
@@ -177,7 +179,8 @@ def test_reject_needs_a_valid_reason(api: Client, world: dict) -> None:
     [a] = _request(api, world["crew"], ["HOSPA001"])
     assert _act(api, world["staff_a"], a["id"], "reject", {"reason": "bored"}).status_code == 400
     no_note = _act(api, world["staff_a"], a["id"], "reject", {"reason": "other"})
-    assert no_note.status_code == 400 and "note" in no_note.json()["error"]["fields"]
+    assert no_note.status_code == 400
+    assert "note" in no_note.json()["error"]["fields"]
     rejected = _act(api, world["staff_a"], a["id"], "reject", {"reason": "no_specialist"})
     assert rejected.status_code == 200
     assert (rejected.json()["status"], rejected.json()["decline_reason"]) == (
@@ -227,9 +230,13 @@ def test_lists_are_scoped(api: Client, world: dict) -> None:
     def ids(user: User, query: str = "") -> int:
         return api.get(f"/api/reservations{query}", **bearer(user)).json()["count"]
 
-    assert ids(world["crew"]) == 2 and ids(world["other_crew"]) == 1
-    assert ids(world["staff_a"]) == 2 and ids(world["staff_b"]) == 1 and ids(world["staff_c"]) == 0
-    assert ids(world["admin"]) == 3 and ids(world["admin"], "?status=approved") == 0
+    assert ids(world["crew"]) == 2
+    assert ids(world["other_crew"]) == 1
+    assert ids(world["staff_a"]) == 2
+    assert ids(world["staff_b"]) == 1
+    assert ids(world["staff_c"]) == 0
+    assert ids(world["admin"]) == 3
+    assert ids(world["admin"], "?status=approved") == 0
     assert api.get("/api/reservations?status=lost", **bearer(world["admin"])).status_code == 400
 
 
@@ -366,7 +373,8 @@ def test_crew_cancels_a_pending_multi_request(
     with django_capture_on_commit_callbacks(execute=True):
         a, b = _request(api, world["crew"], ["HOSPA001", "HOSPB001"])
         cancelled = _act(api, world["crew"], a["id"], "cancel")
-    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
     assert _events("hospital.HOSPA001")[-1]["type"] == "reservation.cancelled"
     assert [e["type"] for e in _events("hospital.HOSPB001")] == ["reservation.requested"]
     assert Reservation.objects.get(pk=b["id"]).status == ReservationStatus.PENDING

@@ -13,7 +13,7 @@ from domain.services.tokens import access_token_issue
 from realtime.publishing import publish_event
 from tests.conftest import run_server
 from tests.factories import UserFactory
-from tests.polling import wait_until
+from tests.polling import wait_for
 from tests.ws import WsClient
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -63,7 +63,9 @@ async def test_two_processes_share_the_port_the_streams_and_the_shutdown(tmp_pat
             for client in clients:
                 assert (await client.next())["seq"] == seq
             # The kernel spread the sockets over both processes (each reports once a second).
-            await asyncio.to_thread(wait_until, lambda: _serving(server.http_url) == children)
+            await asyncio.to_thread(
+                wait_for, lambda: _serving(server.http_url) == children, "both processes serving"
+            )
         server.process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(server.process.wait, 15) == 0
         assert not any(_running(pid) for pid in children)

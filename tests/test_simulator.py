@@ -31,6 +31,7 @@ from ingestion.simulator import (
     render_page,
     running_simulator,
 )
+from tests.polling import wait_for
 
 KEY = "sim+key/with=chars"  # needs URL-encoding, like the portal's real keys
 SEOUL = {str(h["hpid"]) for h in demo_hospitals() if h["region_code"] == "11"}
@@ -114,14 +115,6 @@ def seoul_beds(server: SimulatorServer) -> list[dict[str, str]]:
 def hospital_state(simulator: Simulator, hpid: str) -> dict[str, Any]:
     """The hospital's state as JSON, as loosely typed as the control API's answers."""
     return simulator.hospital(hpid)
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 5) -> None:
-    """Return as soon as ``condition()`` holds; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(POLL_SECONDS)
 
 
 def wait_for_quiet(
@@ -329,7 +322,7 @@ def test_background_walk_runs_and_stops(server: SimulatorServer, simulator: Simu
     status, settings = control(server, "POST", "walk", {"interval": interval, "fraction": 0.2})
     assert status == 200
     assert settings == {"interval": interval, "fraction": 0.2}
-    wait_until(lambda: values() != snapshot, "the walk changed nothing")
+    wait_for(lambda: values() != snapshot, "the walk to change something", timeout=5)
     assert control(server, "POST", "walk", {"interval": 0})[0] == 200
     # A step already under way when the walk stopped may still land (one change at most);
     # after it, the values hold still for six of the old intervals.
