@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from domain.errors import ErrorCode
 from domain.models import Approval, RefreshToken, Role, User
 from domain.services.tokens import access_token_issue
 from tests.conftest import bearer
@@ -51,7 +52,7 @@ def test_sign_up_approve_login_and_call(api: Client, admin_user: User) -> None:
 
     pending = _login(api, "medic7")
     assert pending.status_code == 403
-    assert pending.json()["error"]["code"] == "account_pending"
+    assert pending.json()["error"]["code"] == ErrorCode.ACCOUNT_PENDING
 
     queue = api.get("/api/admin/users?approval=pending", **bearer(admin_user))
     assert [u["username"] for u in queue.json()["results"]] == ["medic7"]
@@ -99,7 +100,7 @@ def test_rejected_user_never_gets_a_token(api: Client, admin_user: User) -> None
     assert rejected.json()["rejection_reason"] == "Unknown agency"
     response = _login(api, "medic7")
     assert response.status_code == 403
-    assert response.json()["error"]["code"] == "account_rejected"
+    assert response.json()["error"]["code"] == ErrorCode.ACCOUNT_REJECTED
     assert "access" not in response.json()
 
 
@@ -110,7 +111,7 @@ def test_rejecting_an_active_user_stops_their_tokens(api: Client, admin_user: Us
     api.post(f"/api/admin/users/{user.pk}/reject", content_type=JSON, **bearer(admin_user))
     me = api.get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {pair['access']}")
     assert me.status_code == 403
-    assert me.json()["error"]["code"] == "account_rejected"
+    assert me.json()["error"]["code"] == ErrorCode.ACCOUNT_REJECTED
     refreshed = api.post("/api/auth/refresh", {"refresh": pair["refresh"]}, content_type=JSON)
     assert refreshed.status_code == 401
 
@@ -122,7 +123,7 @@ def test_wrong_password_is_401(api: Client) -> None:
     unknown = _login(api, "nobody", "nope")
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json() == unknown.json()
-    assert wrong.json()["error"]["code"] == "invalid_credentials"
+    assert wrong.json()["error"]["code"] == ErrorCode.INVALID_CREDENTIALS
 
 
 def test_expired_access_token_is_401(api: Client, crew_user: User) -> None:
@@ -130,7 +131,7 @@ def test_expired_access_token_is_401(api: Client, crew_user: User) -> None:
     token = access_token_issue(user=crew_user, lifetime=timedelta(seconds=-1))
     response = api.get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 401
-    assert response.json()["error"]["code"] == "token_expired"
+    assert response.json()["error"]["code"] == ErrorCode.TOKEN_EXPIRED
     assert response["WWW-Authenticate"] == "Bearer"
 
 
@@ -164,7 +165,7 @@ def test_tampered_access_token_is_401(
     token = tamper(access_token_issue(user=crew_user))
     response = api.get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 401
-    assert response.json()["error"]["code"] == "invalid_token"
+    assert response.json()["error"]["code"] == ErrorCode.INVALID_TOKEN
 
 
 def test_missing_token_is_401(api: Client) -> None:
@@ -185,7 +186,7 @@ def test_refresh_rotates_and_reuse_revokes_the_family(api: Client, crew_user: Us
 
     replay = api.post("/api/auth/refresh", {"refresh": first["refresh"]}, content_type=JSON)
     assert replay.status_code == 401
-    assert replay.json()["error"]["code"] == "token_reused"
+    assert replay.json()["error"]["code"] == ErrorCode.TOKEN_REUSED
     stolen_chain = api.post(
         "/api/auth/refresh", {"refresh": second.json()["refresh"]}, content_type=JSON
     )
@@ -224,7 +225,7 @@ def test_duplicate_username_is_409(api: Client) -> None:
     UserFactory(username="Medic7")
     response = _sign_up(api, username="medic7")
     assert response.status_code == 409
-    assert response.json()["error"]["code"] == "username_taken"
+    assert response.json()["error"]["code"] == ErrorCode.USERNAME_TAKEN
 
 
 def test_admin_endpoints_need_an_admin(api: Client, crew_user: User, admin_user: User) -> None:
@@ -248,7 +249,7 @@ def test_admin_endpoints_need_an_admin(api: Client, crew_user: User, admin_user:
         f"/api/admin/users/{pending.pk}/approve", content_type=JSON, **bearer(admin_user)
     )
     assert again.status_code == 409
-    assert again.json()["error"]["code"] == "already_active"
+    assert again.json()["error"]["code"] == ErrorCode.ALREADY_ACTIVE
     bad_filter = api.get("/api/admin/users?approval=maybe", **bearer(admin_user))
     assert bad_filter.status_code == 400
     assert "approval" in bad_filter.json()["error"]["fields"]

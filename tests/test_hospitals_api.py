@@ -8,6 +8,7 @@ from django.test import Client
 from django.utils import timezone
 
 from domain.api.schemas import RegionCode
+from domain.errors import ErrorCode
 from domain.models import AnnouncementType, ERAnnouncement, Hospital, SevereIllnessAcceptance
 from domain.regions import REGIONS_BY_CODE
 from tests.factories import ERStatusFactory, HospitalFactory
@@ -151,7 +152,7 @@ def test_unknown_hospital_is_404(api: Client, db: None) -> None:
     """An unknown hpid answers 404 in the error shape."""
     response = api.get("/api/hospitals/NOPE")
     assert response.status_code == 404
-    assert response.json()["error"]["code"] == "hospital_not_found"
+    assert response.json()["error"]["code"] == ErrorCode.HOSPITAL_NOT_FOUND
 
 
 def test_region_codes_in_the_schema_match_the_regions() -> None:

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from domain.errors import Conflict, ErrorCode, NotFound, PermissionDenied, ValidationFailed
 from domain.models import Approval, Hospital, Role, User
 from domain.services.tokens import refresh_tokens_revoke
 
@@ -72,7 +72,7 @@ def _sign_up_hospital(*, role: str, hospital_hpid: str | None) -> tuple[Hospital
 
 def _username_taken() -> Conflict:
     return Conflict(
-        "That username is taken.", code="username_taken", fields={"username": ["Taken."]}
+        "That username is taken.", code=ErrorCode.USERNAME_TAKEN, fields={"username": ["Taken."]}
     )
 
 
@@ -92,7 +92,7 @@ def user_approve(*, user_id: int, by: User) -> User:
     """Make a pending (or previously rejected) user active. Raises ``Conflict`` if already so."""
     user = _user_for_decision(user_id=user_id, by=by)
     if user.approval == Approval.ACTIVE:
-        raise Conflict("The user is already active.", code="already_active")
+        raise Conflict("The user is already active.", code=ErrorCode.ALREADY_ACTIVE)
     user.approval = Approval.ACTIVE
     user.approval_decided_at = timezone.now()
     user.approval_decided_by = by
@@ -109,7 +109,7 @@ def user_reject(*, user_id: int, by: User, reason: str = "") -> User:
     revoked; access tokens stop working at the next check). Raises ``Conflict`` if already so."""
     user = _user_for_decision(user_id=user_id, by=by)
     if user.approval == Approval.REJECTED:
-        raise Conflict("The user is already rejected.", code="already_rejected")
+        raise Conflict("The user is already rejected.", code=ErrorCode.ALREADY_REJECTED)
     user.approval = Approval.REJECTED
     user.approval_decided_at = timezone.now()
     user.approval_decided_by = by
