@@ -79,7 +79,8 @@ def _username_taken() -> Conflict:
 def _user_for_decision(*, user_id: int, by: User) -> User:
     if by.role != Role.ADMIN or not by.may_sign_in:
         raise PermissionDenied("Only administrators decide on accounts.")
-    user = User.objects.select_for_update().filter(pk=user_id).first()
+    # The hospital comes in a second, unlocking query: the answer shows it (UserOut).
+    user = User.objects.select_for_update().prefetch_related("hospital").filter(pk=user_id).first()
     if user is None:
         raise NotFound(f"No user {user_id}.")
     if user.pk == by.pk:
