@@ -50,7 +50,9 @@ redis_up() { "$VENV/bin/python" -c 'import os, redis; redis.Redis.from_url(os.en
 
 ensure_redis() {
   redis_up && return
-  if command -v redis-server >/dev/null 2>&1 && [[ "$REDIS_URL" == redis://127.0.0.1* || "$REDIS_URL" == redis://localhost* ]]; then
+  # Only the default local server is started here; a Redis on another port is someone else's.
+  if command -v redis-server >/dev/null 2>&1 &&
+    [[ "$REDIS_URL" =~ ^redis://(127\.0\.0\.1|localhost)(:6379)?(/|$) ]]; then
     say "Starting a local redis-server (keeps nothing on disk)"
     mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
     redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
