@@ -9,8 +9,9 @@ import pytest
 from domain.models import Role
 from domain.services.tokens import access_token_issue
 from domain.services.users import synthetic_users_ensure
-from realtime.loadtest import main, parser, run
-from realtime.loadtest_targets import REPORT_SECONDS, _server_memory
+from loadtest.cli import main, parse_options
+from loadtest.run import run
+from loadtest.targets import REPORT_SECONDS, server_memory
 from tests.conftest import DaphneServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,7 +27,7 @@ def tokens(tmp_path: Path) -> Path:
 
 def test_two_hundred_clients_lose_nothing(daphne_server: DaphneServer, tokens: Path) -> None:
     """200 clients in 2 processes, 100 events, half of them dropped and resumed mid-run."""
-    options = parser().parse_args(
+    options = parse_options(
         [
             "--url",
             daphne_server.http_url,
@@ -47,7 +48,8 @@ def test_two_hundred_clients_lose_nothing(daphne_server: DaphneServer, tokens: P
         ]
     )
     report = run(options)
-    assert report["connected"] == 200 and report["connect_failures"] == 0
+    assert report["connected"] == 200
+    assert report["connect_failures"] == 0
     assert report["lost"] == 0
     assert report["duplicates"] == 0
     assert report["deliveries"] == report["expected_deliveries"] == 200 * 100
@@ -86,9 +88,9 @@ def test_server_memory_is_read_from_the_deployments_metrics(
     """--targets divides the server's resident-memory growth by the sockets it added: both
     come from /metrics, reported by every server process."""
     warm_up = ["--url", daphne_server.http_url, "--tokens", str(tokens), "--clients", "5"]
-    run(parser().parse_args([*warm_up, "--stream", "beds.47", "--rate", "1", "--duration", "1"]))
+    run(parse_options([*warm_up, "--stream", "beds.47", "--rate", "1", "--duration", "1"]))
     before = _server_memory_after_report(daphne_server)  # its hub reports once it has run
-    options = parser().parse_args(
+    options = parse_options(
         [
             *("--url", daphne_server.http_url, "--tokens", str(tokens), "--clients", "50"),
             *("--processes", "1", "--stream", "beds.47", "--rate", "1", "--duration", "1"),
@@ -104,4 +106,4 @@ def test_server_memory_is_read_from_the_deployments_metrics(
 
 def _server_memory_after_report(server: DaphneServer) -> dict[str, int]:
     time.sleep(REPORT_SECONDS)
-    return _server_memory(server.http_url)
+    return server_memory(server.http_url)

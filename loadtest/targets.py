@@ -29,8 +29,9 @@ from typing import Any
 
 import httpx
 
-from realtime.loadtest import _progress, run
-from realtime.loadtest_reservations import background_clients, measure
+from loadtest.report import progress
+from loadtest.reservations import background_clients, measure
+from loadtest.run import run
 
 QUIET_STREAM = "beds.50"
 WARM_UP_CLIENTS = 50
@@ -57,7 +58,7 @@ def run_targets(options: argparse.Namespace) -> int:
     phases: dict[str, Any] = {}
 
     def phase(name: str, **overrides: Any) -> argparse.Namespace:
-        _progress(f"phase {name}: {overrides}")
+        progress(f"phase {name}: {overrides}")
         settings = {
             **vars(options),
             "storm_percent": 0.0,
@@ -69,11 +70,11 @@ def run_targets(options: argparse.Namespace) -> int:
 
     run(phase("warm-up", clients=WARM_UP_CLIENTS, stream=QUIET_STREAM, rate=1, duration=1))
     time.sleep(REPORT_SECONDS)
-    before = _server_memory(options.url)
+    before = server_memory(options.url)
 
     def memory_at_connected() -> dict[str, Any]:
         time.sleep(REPORT_SECONDS)
-        after = _server_memory(options.url)
+        after = server_memory(options.url)
         added = after["connections"] - before["connections"]
         # Memory that earlier sockets used is reused, not returned: growth only tells the
         # cost of a socket on a server that has not held more than the warm-up's before.
@@ -98,7 +99,7 @@ def run_targets(options: argparse.Namespace) -> int:
         phase("storm", clients=5000, rate=5, duration=20, storm_percent=50, storm_at=0.5)
     )
     time.sleep(BETWEEN_PHASES_SECONDS)
-    _progress("phase reservations: 200 round trips, 1,000 clients on beds.all")
+    progress("phase reservations: 200 round trips, 1,000 clients on beds.all")
     phases["reservations"] = _reservations(options)
 
     targets = _verdicts(phases)
@@ -110,7 +111,7 @@ def run_targets(options: argparse.Namespace) -> int:
     width = max(len(t.figure) for t in targets)
     for t in targets:
         verdict = "met" if t.met else "MISSED"
-        _progress(f"{t.figure:<{width}}  {verdict:<6}  {t.measured}  (target: {t.goal})")
+        progress(f"{t.figure:<{width}}  {verdict:<6}  {t.measured}  (target: {t.goal})")
     return 0 if all(t.met for t in targets) else 1
 
 
@@ -131,7 +132,7 @@ def _reservations(options: argparse.Namespace) -> dict[str, Any]:
         return asyncio.run(measure(args))
 
 
-def _server_memory(url: str) -> dict[str, Any]:
+def server_memory(url: str) -> dict[str, Any]:
     """Open sockets and resident memory, summed over the deployment's server processes."""
     text = httpx.get(f"{url.rstrip('/')}/metrics", timeout=10).raise_for_status().text
     totals = dict.fromkeys(("weer_ws_connections", "weer_ws_connections_peak"), 0.0)
