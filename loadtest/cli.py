@@ -8,11 +8,14 @@ duplicates — and optionally a reconnect storm, where a share of the clients dr
 resume with ``since``. Prints progress and a report, writes the report as JSON, and exits 1 when
 a threshold (``--max-p99-ms``, ``--max-lost``, …) is missed.
 
-Events are driven either by publishing directly through the one publishing path (``--drive
-publish``; operators only: it needs the deployment's Redis and settings) or through the real
-path (``--drive simulator``: exact values are set on the upstream simulator's control API and
-the deployment's own ingestion picks them up, so latency then includes its polling interval).
-Tokens come from ``manage.py issue_tokens``.
+Events are driven through the real path by default (``--drive simulator``: exact values are set
+on the upstream simulator's control API and the deployment's own ingestion picks them up, so
+latency then includes its polling interval; clients listen on ``beds.all`` unless ``--stream``
+says otherwise). ``--drive publish`` publishes ``loadtest.tick`` events directly through the one
+publishing path (operators only: it needs the deployment's Redis and settings), and only to a
+``loadtest.<name>`` stream given with ``--stream``, which nothing else publishes to and no
+tablet reads: a load test never shows fake bed changes. Tokens come from ``manage.py
+issue_tokens``.
 """
 
 import argparse
@@ -23,9 +26,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from loadtest.drivers import LOADTEST_PREFIX
 from loadtest.report import progress
 from loadtest.run import run
 from loadtest.targets import run_targets
+
+SIMULATOR_STREAM = "beds.all"  # where the simulated hospital's changes are published too
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,8 +40,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", required=True, help="file of access tokens, one per line")
     p.add_argument("--clients", type=int, default=1000)
     p.add_argument("--processes", type=int, default=os.cpu_count() or 2, help="client processes")
-    p.add_argument("--stream", default="beds.all")
-    p.add_argument("--drive", choices=["publish", "simulator"], default="publish")
+    p.add_argument(
+        "--drive",
+        choices=["simulator", "publish"],
+        default="simulator",
+        help="simulator: change values upstream, ingestion publishes (the default); publish: "
+        "publish loadtest.tick events directly, to the --stream loadtest.<name> only",
+    )
+    p.add_argument(
+        "--stream",
+        help=f"the stream every client subscribes to: {SIMULATOR_STREAM} by default with "
+        f"--drive simulator; with --drive publish, required and a {LOADTEST_PREFIX}<name> stream",
+    )
     p.add_argument("--simulator-url", default="http://127.0.0.1:8001")
     p.add_argument("--hpid", default="A1100015", help="hospital changed in simulator mode")
     p.add_argument("--rate", type=float, default=20.0, help="events per second")
@@ -80,8 +96,30 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line's options; exits 2 with a message on a bad one (as argparse does)."""
-    return parser().parse_args(argv)
+    """The command line's options, ``stream`` filled in; exits 2 with a message on a bad one
+    (as argparse does), including a stream its drive may not use (``--targets`` chooses its
+    own streams, so there ``--stream`` and ``--drive`` are ignored)."""
+    p = parser()
+    options = p.parse_args(argv)
+    if options.targets:
+        return options
+    if options.drive == "publish":
+        # Fake events published to a stream real clients read would show them bed changes
+        # that never happened: direct publishing is for the load test's own streams only.
+        if options.stream is None or not options.stream.startswith(LOADTEST_PREFIX):
+            p.error(
+                "--drive publish publishes fake events, so it needs --stream "
+                f"{LOADTEST_PREFIX}<name> (a stream only load tests use), "
+                f"not {options.stream or 'none'}"
+            )
+    elif options.stream is None:
+        options.stream = SIMULATOR_STREAM
+    elif options.stream.startswith(LOADTEST_PREFIX):
+        p.error(
+            f"--drive simulator: ingestion publishes to beds.* streams, never to "
+            f"{options.stream}; use --drive publish for {LOADTEST_PREFIX}* streams"
+        )
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> int:
