@@ -123,6 +123,8 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``weer-loadtest``: 0 when every threshold (or with ``--targets`` every target) is met,
+    1 when one is missed; bad options exit 2 before anything runs."""
     options = parse_options(argv)
     if options.targets:
         return run_targets(options)
