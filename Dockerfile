@@ -11,7 +11,12 @@ COPY realtime realtime
 COPY ingestion ingestion
 COPY frontend frontend
 COPY manage.py Procfile ./
-RUN pip install --no-cache-dir -c constraints.txt . && useradd --uid 10001 --no-create-home weer
+# The load tester (loadtest/ and its "loadtest" extra) is an operator's tool, not shipped: its
+# package is not copied, the project is installed without extras, and the weer-loadtest script
+# that every install of the project gets is removed, since what it points at is not here.
+RUN pip install --no-cache-dir -c constraints.txt . \
+ && rm -f /usr/local/bin/weer-loadtest \
+ && useradd --uid 10001 --no-create-home weer
 USER 10001
 ENV PYTHONUNBUFFERED=1
 EXPOSE 8000

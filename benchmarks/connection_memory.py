@@ -7,7 +7,7 @@ hold them, and report how much the server processes' resident memory grew per co
 Memory is read from /proc/<pid>/status (VmRSS) of every given server process, before the first
 client connects (after a warm-up of a few connections, so imports and first-use caches are not
 counted) and again once every client is subscribed and the server has been idle for a second.
-Clients (``realtime.loadclient``) are spread over several processes (uvloop) and drop
+Clients (``loadtest.client``) are spread over several processes (uvloop) and drop
 what they are sent after the ``subscribed`` answer.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import uvloop
 
-from realtime.loadclient import hold_crowd
+from loadtest.client import hold_crowd
 
 WARM_UP = 50
 

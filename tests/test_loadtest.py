@@ -1,5 +1,5 @@
 """weer-loadtest at small scale against a real daphne process: nothing lost, nothing doubled,
-also across a reconnect storm."""
+also across a reconnect storm; and it publishes fake events only to loadtest.* streams."""
 
 import time
 from pathlib import Path
@@ -9,11 +9,12 @@ import pytest
 from domain.models import Role
 from domain.services.tokens import access_token_issue
 from domain.services.users import synthetic_users_ensure
-from realtime.loadtest import main, parser, run
-from realtime.loadtest_targets import REPORT_SECONDS, _server_memory
+from loadtest.cli import main, parse_options
+from loadtest.run import run
+from loadtest.targets import REPORT_SECONDS, server_memory
 from tests.conftest import DaphneServer
 
-pytestmark = pytest.mark.django_db(transaction=True)
+on_a_real_server = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
@@ -24,9 +25,10 @@ def tokens(tmp_path: Path) -> Path:
     return path
 
 
+@on_a_real_server
 def test_two_hundred_clients_lose_nothing(daphne_server: DaphneServer, tokens: Path) -> None:
     """200 clients in 2 processes, 100 events, half of them dropped and resumed mid-run."""
-    options = parser().parse_args(
+    options = parse_options(
         [
             "--url",
             daphne_server.http_url,
@@ -36,8 +38,10 @@ def test_two_hundred_clients_lose_nothing(daphne_server: DaphneServer, tokens: P
             "200",
             "--processes",
             "2",
+            "--drive",
+            "publish",
             "--stream",
-            "beds.43",
+            "loadtest.ci",
             "--rate",
             "20",
             "--duration",
@@ -47,7 +51,8 @@ def test_two_hundred_clients_lose_nothing(daphne_server: DaphneServer, tokens: P
         ]
     )
     report = run(options)
-    assert report["connected"] == 200 and report["connect_failures"] == 0
+    assert report["connected"] == 200
+    assert report["connect_failures"] == 0
     assert report["lost"] == 0
     assert report["duplicates"] == 0
     assert report["deliveries"] == report["expected_deliveries"] == 200 * 100
@@ -55,6 +60,7 @@ def test_two_hundred_clients_lose_nothing(daphne_server: DaphneServer, tokens: P
     assert report["latency_ms"]["p50"] > 0
 
 
+@on_a_real_server
 def test_missed_threshold_exits_non_zero(daphne_server: DaphneServer, tokens: Path) -> None:
     """A threshold no run can meet makes the command fail, as CI and operators rely on."""
     code = main(
@@ -67,8 +73,10 @@ def test_missed_threshold_exits_non_zero(daphne_server: DaphneServer, tokens: Pa
             "10",
             "--processes",
             "1",
+            "--drive",
+            "publish",
             "--stream",
-            "beds.44",
+            "loadtest.threshold",
             "--rate",
             "10",
             "--duration",
@@ -80,18 +88,20 @@ def test_missed_threshold_exits_non_zero(daphne_server: DaphneServer, tokens: Pa
     assert code == 1
 
 
+@on_a_real_server
 def test_server_memory_is_read_from_the_deployments_metrics(
     daphne_server: DaphneServer, tokens: Path
 ) -> None:
     """--targets divides the server's resident-memory growth by the sockets it added: both
     come from /metrics, reported by every server process."""
     warm_up = ["--url", daphne_server.http_url, "--tokens", str(tokens), "--clients", "5"]
-    run(parser().parse_args([*warm_up, "--stream", "beds.47", "--rate", "1", "--duration", "1"]))
+    publish = ["--drive", "publish", "--stream", "loadtest.memory"]
+    run(parse_options([*warm_up, *publish, "--rate", "1", "--duration", "1"]))
     before = _server_memory_after_report(daphne_server)  # its hub reports once it has run
-    options = parser().parse_args(
+    options = parse_options(
         [
             *("--url", daphne_server.http_url, "--tokens", str(tokens), "--clients", "50"),
-            *("--processes", "1", "--stream", "beds.47", "--rate", "1", "--duration", "1"),
+            *("--processes", "1", *publish, "--rate", "1", "--duration", "1"),
         ]
     )
     report = run(options, on_connected=lambda: _server_memory_after_report(daphne_server))
@@ -102,6 +112,38 @@ def test_server_memory_is_read_from_the_deployments_metrics(
     assert during["peak_connections"] >= during["connections"]
 
 
+def test_the_default_drive_is_the_simulator_on_beds_all() -> None:
+    """Without --drive nothing is published directly: ingestion's real events to beds.all."""
+    options = parse_options(["--tokens", "tokens.txt"])
+    assert options.drive == "simulator"
+    assert options.stream == "beds.all"
+
+
+@pytest.mark.parametrize("stream", [[], ["--stream", "beds.all"], ["--stream", "hospital.A1"]])
+def test_publishing_to_a_stream_tablets_read_is_refused(
+    stream: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--drive publish needs a loadtest.<name> stream: fake events never reach real clients."""
+    with pytest.raises(SystemExit) as refused:
+        parse_options(["--tokens", "tokens.txt", "--drive", "publish", *stream])
+    assert refused.value.code == 2
+    assert "--stream loadtest.<name>" in capsys.readouterr().err
+
+
+def test_the_simulator_drive_refuses_a_loadtest_stream(capsys: pytest.CaptureFixture[str]) -> None:
+    """Ingestion never publishes to loadtest.* streams: a simulator run there would see nothing."""
+    with pytest.raises(SystemExit) as refused:
+        parse_options(["--tokens", "tokens.txt", "--stream", "loadtest.x"])
+    assert refused.value.code == 2
+    assert "--drive publish" in capsys.readouterr().err
+
+
+def test_publishing_to_a_loadtest_stream_is_accepted() -> None:
+    """--drive publish with a loadtest.<name> stream parses as given."""
+    options = parse_options(["--tokens", "t", "--drive", "publish", "--stream", "loadtest.x"])
+    assert (options.drive, options.stream) == ("publish", "loadtest.x")
+
+
 def _server_memory_after_report(server: DaphneServer) -> dict[str, int]:
     time.sleep(REPORT_SECONDS)
-    return _server_memory(server.http_url)
+    return server_memory(server.http_url)

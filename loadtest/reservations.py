@@ -2,7 +2,7 @@
 crew event, with many other websocket clients connected (held by a separate process). A phase
 of ``weer-loadtest --targets``, and runnable on its own:
 
-    .venv/bin/python -m realtime.loadtest_reservations --url http://127.0.0.1:8000 \
+    .venv/bin/python -m loadtest.reservations --url http://127.0.0.1:8000 \
         --crew-token "$(cat crew.txt)" --staff-token "$(cat staff.txt)" --hpid A1100015 \
         --background-tokens background.txt --background 1000 --rounds 200
 
@@ -19,7 +19,6 @@ import contextlib
 import json
 import multiprocessing
 import os
-import statistics
 import sys
 import time
 from collections.abc import Iterator
@@ -29,8 +28,8 @@ from pathlib import Path
 import httpx
 import websockets
 
-from realtime.loadclient import hold_crowd
-from realtime.loadtest import percentile
+from loadtest.client import hold_crowd
+from loadtest.report import distribution
 
 CONDITION = {
     "sex": "male",
@@ -62,15 +61,7 @@ def _hold_connections(ws_url: str, tokens: list[str], ready: Event, done: Event)
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {
-        "n": len(ordered),
-        "p50": percentile(ordered, 0.5),
-        "p95": percentile(ordered, 0.95),
-        "p99": percentile(ordered, 0.99),
-        "max": round(ordered[-1], 1),
-        "mean": round(statistics.mean(ordered), 1),
-    }
+    return {"n": len(values), **distribution(sorted(values))}
 
 
 class _Arrivals:

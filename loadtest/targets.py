@@ -2,17 +2,22 @@
 
 Phases, one after another, each with its own clients (the figures of docs/performance.md):
 
-1. **hold**: 10,000 clients on a quiet stream (``beds.50``) connect; the server's memory per
-   connection is the growth of its processes' resident memory (from the deployment's
-   ``/metrics``) divided by the connections added; then 20 events, one a second, each timed
-   until the last of the 10,000 has it.
-2. **sustained**: 1,000 clients on ``beds.all``, 50 events a second for 30 s (50,000
+1. **hold**: 10,000 clients on ``loadtest.hold`` connect; the server's memory per connection
+   is the growth of its processes' resident memory (from the deployment's ``/metrics``)
+   divided by the connections added; then 20 events, one a second, each timed until the last
+   of the 10,000 has it.
+2. **sustained**: 1,000 clients on ``loadtest.sustained``, 50 events a second for 30 s (50,000
    deliveries a second: the target is 40,000).
-3. **storm**: 5,000 clients on ``beds.all``, 5 events a second for 20 s; half are dropped at
-   once mid-run and resume with ``since``.
+3. **storm**: 5,000 clients on ``loadtest.storm``, 5 events a second for 20 s; half are
+   dropped at once mid-run and resume with ``since``.
 4. **reservations**: with 1,000 clients on ``beds.all``, 200 reservation round trips between a
    crew (the first token) and the ER of ``--staff-token``: request → ER screen and decision →
    crew.
+
+Phases 1–3 need exact rates, so they publish ``loadtest.tick`` events directly (``--drive
+publish``), each to a ``loadtest.<name>`` stream of its own that only load tests use: the
+deployment's tablets never see them. Phase 4 publishes nothing itself (its bed-hold changes are
+the real workflow's), so its crowd listens where tablets do.
 
 Memory is read on a server that has not held more connections before: run this first after
 the server starts, or the growth is understated (freed memory is reused, not returned).
@@ -29,10 +34,13 @@ from typing import Any
 
 import httpx
 
-from realtime.loadtest import _progress, run
-from realtime.loadtest_reservations import background_clients, measure
+from loadtest.report import progress
+from loadtest.reservations import background_clients, measure
+from loadtest.run import run
 
-QUIET_STREAM = "beds.50"
+HOLD_STREAM = "loadtest.hold"
+SUSTAINED_STREAM = "loadtest.sustained"
+STORM_STREAM = "loadtest.storm"
 WARM_UP_CLIENTS = 50
 HOLD_CLIENTS = 10_000
 BETWEEN_PHASES_SECONDS = 5.0  # let the server finish closing the last phase's sockets
@@ -52,28 +60,24 @@ class Target:
 
 
 def run_targets(options: argparse.Namespace) -> int:
+    """Run every phase (module docstring), print the report as JSON and a verdict per target;
+    0 when every target is met, else 1. Raises ``SystemExit`` without ``--staff-token``."""
     if options.staff_token is None:
         raise SystemExit("--targets needs --staff-token (a token of an ER staff user)")
     phases: dict[str, Any] = {}
 
-    def phase(name: str, **overrides: Any) -> argparse.Namespace:
-        _progress(f"phase {name}: {overrides}")
-        settings = {
-            **vars(options),
-            "storm_percent": 0.0,
-            "drive": "publish",
-            "stream": "beds.all",
-            **overrides,
-        }
-        return argparse.Namespace(**settings)
+    def phase(name: str, stream: str, **overrides: Any) -> argparse.Namespace:
+        progress(f"phase {name}: {dict(stream=stream, **overrides)}")
+        settings = {**vars(options), "storm_percent": 0.0, **overrides}
+        return argparse.Namespace(**{**settings, "drive": "publish", "stream": stream})
 
-    run(phase("warm-up", clients=WARM_UP_CLIENTS, stream=QUIET_STREAM, rate=1, duration=1))
+    run(phase("warm-up", HOLD_STREAM, clients=WARM_UP_CLIENTS, rate=1, duration=1))
     time.sleep(REPORT_SECONDS)
-    before = _server_memory(options.url)
+    before = server_memory(options.url)
 
     def memory_at_connected() -> dict[str, Any]:
         time.sleep(REPORT_SECONDS)
-        after = _server_memory(options.url)
+        after = server_memory(options.url)
         added = after["connections"] - before["connections"]
         # Memory that earlier sockets used is reused, not returned: growth only tells the
         # cost of a socket on a server that has not held more than the warm-up's before.
@@ -88,17 +92,21 @@ def run_targets(options: argparse.Namespace) -> int:
         }
 
     phases["hold"] = run(
-        phase("hold", clients=HOLD_CLIENTS, stream=QUIET_STREAM, rate=1, duration=20),
+        phase("hold", HOLD_STREAM, clients=HOLD_CLIENTS, rate=1, duration=20),
         on_connected=memory_at_connected,
     )
     time.sleep(BETWEEN_PHASES_SECONDS)
-    phases["sustained"] = run(phase("sustained", clients=1000, rate=50, duration=30))
-    time.sleep(BETWEEN_PHASES_SECONDS)
-    phases["storm"] = run(
-        phase("storm", clients=5000, rate=5, duration=20, storm_percent=50, storm_at=0.5)
+    phases["sustained"] = run(
+        phase("sustained", SUSTAINED_STREAM, clients=1000, rate=50, duration=30)
     )
     time.sleep(BETWEEN_PHASES_SECONDS)
-    _progress("phase reservations: 200 round trips, 1,000 clients on beds.all")
+    phases["storm"] = run(
+        phase(
+            "storm", STORM_STREAM, clients=5000, rate=5, duration=20, storm_percent=50, storm_at=0.5
+        )
+    )
+    time.sleep(BETWEEN_PHASES_SECONDS)
+    progress("phase reservations: 200 round trips, 1,000 clients on beds.all")
     phases["reservations"] = _reservations(options)
 
     targets = _verdicts(phases)
@@ -110,7 +118,7 @@ def run_targets(options: argparse.Namespace) -> int:
     width = max(len(t.figure) for t in targets)
     for t in targets:
         verdict = "met" if t.met else "MISSED"
-        _progress(f"{t.figure:<{width}}  {verdict:<6}  {t.measured}  (target: {t.goal})")
+        progress(f"{t.figure:<{width}}  {verdict:<6}  {t.measured}  (target: {t.goal})")
     return 0 if all(t.met for t in targets) else 1
 
 
@@ -131,7 +139,7 @@ def _reservations(options: argparse.Namespace) -> dict[str, Any]:
         return asyncio.run(measure(args))
 
 
-def _server_memory(url: str) -> dict[str, Any]:
+def server_memory(url: str) -> dict[str, Any]:
     """Open sockets and resident memory, summed over the deployment's server processes."""
     text = httpx.get(f"{url.rstrip('/')}/metrics", timeout=10).raise_for_status().text
     totals = dict.fromkeys(("weer_ws_connections", "weer_ws_connections_peak"), 0.0)
@@ -161,7 +169,7 @@ def _verdicts(phases: dict[str, Any]) -> list[Target]:
     to_crew = reservations["decision_to_crew_ms"]["p99"]
     return [
         Target(
-            "sustained fan-out, 1,000 clients on beds.all",
+            "sustained fan-out, 1,000 clients on one stream",
             ">= 40,000 deliveries/s, p99 <= 100 ms, 0 lost, 0 duplicated",
             f"{sustained['deliveries_per_s']:,.0f}/s, p99 {sustained['latency_ms']['p99']} ms, "
             f"{sustained['lost']} lost, {sustained['duplicates']} duplicated",
