@@ -6,7 +6,7 @@ real publishing path into Redis; the events are read back from the stream's hist
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -16,7 +16,7 @@ from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from domain.bed_fields import STATUS_VALUE_KINDS
 from domain.models import DeclineReason, Hospital, Role, User
-from domain.reports import BedReport
+from domain.reports import BedReport, Value
 from domain.selectors.hospitals import er_status_snapshot
 from domain.selectors.reservations import reservations_open_snapshot
 from domain.services import reservations
@@ -39,7 +39,9 @@ class StreamReader:
         self._after = "-"
 
     def new_events(self) -> list[Json]:
-        entries = self._client.xrange(self._key, self._after, "+")
+        entries = cast(
+            list[tuple[bytes, dict[bytes, bytes]]], self._client.xrange(self._key, self._after, "+")
+        )
         entries = [e for e in entries if e[0].decode() != self._after]
         if entries:
             self._after = entries[-1][0].decode()
@@ -81,7 +83,7 @@ def _apply_bed_event(state: dict[str, Json], event: Json, *, region_stale: bool)
     # acceptance.changed and announcements.changed are not part of the beds snapshot.
 
 
-def _report(hpid: str, hvidate: datetime, **values: object) -> BedReport:
+def _report(hpid: str, hvidate: datetime, **values: Value) -> BedReport:
     return BedReport(
         hpid=hpid,
         name="",
@@ -98,8 +100,8 @@ def test_beds_region_snapshot_plus_events_is_the_next_snapshot(
     """Bed changes, a new hospital, unknown values, bed holds, staleness and recovery: after
     each, the region's snapshot equals the previous one with the step's events applied."""
     settings.INGEST_STALE_AFTER_SECONDS = 0
-    hospital = ERStatusFactory(hospital=HospitalFactory(hpid="Z2600001", region_code="26"))
-    hospital = hospital.hospital
+    hospital = HospitalFactory(hpid="Z2600001", region_code="26")
+    ERStatusFactory(hospital=hospital)
     crew = UserFactory(role=Role.AMBULANCE)
     staff = UserFactory(role=Role.HOSPITAL, hospital=hospital)
     reader = StreamReader("beds.26")

@@ -4,6 +4,7 @@ import asyncio
 import json
 import time
 from datetime import timedelta
+from typing import cast
 from urllib.request import urlopen
 
 import pytest
@@ -12,6 +13,7 @@ import redis.asyncio
 from django.conf import settings
 from django.utils import timezone
 
+from domain.errors import ErrorCode
 from domain.models import Role, User
 from domain.services.tokens import access_token_issue
 from realtime.hub import Hub
@@ -289,7 +291,7 @@ async def test_token_expiry_on_an_open_socket_closes_with_4401(daphne_server: Da
         await client.subscribe("beds.all")
         assert (await client.next())["type"] == "snapshot"
         error = await client.next(timeout=5)
-        assert (error["type"], error["code"]) == ("error", "token_expired")
+        assert (error["type"], error["code"]) == ("error", ErrorCode.TOKEN_EXPIRED)
         assert await client.close_code() == 4401
 
 
@@ -409,7 +411,8 @@ async def test_a_member_going_live_ahead_of_its_lagging_hub_gets_no_event_twice(
         for n in range(3):
             call = _publish_call(stream, "beds.changed", _change("L", n))
             seq = client.eval(_PUBLISH, 2, *call.keys, "weer:{nobody}:live", *call.args[1:])
-            [(_, fields)] = client.xrange(history_key(stream), f"{seq}-0", f"{seq}-0")
+            entries = client.xrange(history_key(stream), f"{seq}-0", f"{seq}-0")
+            [(_, fields)] = cast(list[tuple[bytes, dict[bytes, bytes]]], entries)
             late.append(b"%d %s" % (seq, fields[b"f"]))
         head = await stream_head(hub.redis, stream)
         await hub.go_live(stream, member, head)  # the member replayed history up to head

@@ -1,24 +1,26 @@
 """The reservation workflow through the JSON API, on MariaDB, with its events read back from
 the real Redis streams they were published to."""
 
-import json
 import threading
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import redis
-from django.conf import settings
 from django.db import connection
 from django.test import Client
+from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from domain.errors import Conflict
 from domain.models import Reservation, ReservationEvent, ReservationStatus, Role, User
 from domain.services.reservations import reservation_approve, reservations_sweep
-from realtime.publishing import history_key
-from tests.conftest import bearer
+from tests.conftest import StreamEvents, bearer
 from tests.factories import ERStatusFactory, HospitalFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse as Response
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_streams")]
 JSON = "application/json"
 CONDITION = {
     "sex": "female",
@@ -33,23 +35,24 @@ CONDITION = {
     "chief_complaint": "Crushing chest pain, 30 min",
     "suspected_category": 1,
 }
+Json = dict[str, Any]
 
 
-def _events(stream: str) -> list[dict]:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    return [json.loads(f[b"f"]) for _, f in client.xrange(history_key(stream))]
+@dataclass(frozen=True)
+class World:
+    """Who acts in these tests: the staff of three Seoul ERs (HOSPA001, HOSPB001 and HOSPC001,
+    three general beds each), two crews and an admin."""
 
-
-@pytest.fixture(autouse=True)
-def _empty_streams() -> None:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    for pattern in ("weer:{hospital.*", "weer:{crew.*", "weer:{beds.*"):
-        for key in client.scan_iter(match=pattern):
-            client.delete(key)
+    staff_a: User
+    staff_b: User
+    staff_c: User
+    crew: User  # crew_name "중부 1"
+    other_crew: User
+    admin: User
 
 
 @pytest.fixture
-def world() -> dict:
+def world() -> World:
     """Three hospitals with staff, two crews, one admin."""
     hospitals = {
         key: ERStatusFactory(
@@ -61,19 +64,18 @@ def world() -> dict:
             ("c", "HOSPC001", 37.4929, 127.0463),
         ]
     }
-    return {
-        **{f"h{key}": h for key, h in hospitals.items()},
-        **{
-            f"staff_{key}": UserFactory(role=Role.HOSPITAL, hospital=h)
-            for key, h in hospitals.items()
-        },
-        "crew": UserFactory(role=Role.AMBULANCE, crew_name="중부 1"),
-        "other_crew": UserFactory(role=Role.AMBULANCE),
-        "admin": UserFactory(role=Role.ADMIN),
-    }
+    staff = {key: UserFactory(role=Role.HOSPITAL, hospital=h) for key, h in hospitals.items()}
+    return World(
+        staff_a=staff["a"],
+        staff_b=staff["b"],
+        staff_c=staff["c"],
+        crew=UserFactory(role=Role.AMBULANCE, crew_name="중부 1"),
+        other_crew=UserFactory(role=Role.AMBULANCE),
+        admin=UserFactory(role=Role.ADMIN),
+    )
 
 
-def _request(api: Client, crew: User, hpids: list[str], **extra) -> list[dict]:
+def _request(api: Client, crew: User, hpids: list[str], **extra: object) -> list[Json]:
     body = {
         "hospitals": hpids,
         "condition": CONDITION,
@@ -83,10 +85,13 @@ def _request(api: Client, crew: User, hpids: list[str], **extra) -> list[dict]:
     }
     response = api.post("/api/reservations", body, content_type=JSON, **bearer(crew))
     assert response.status_code == 201, response.content
-    return response.json()
+    created: list[Json] = response.json()
+    return created
 
 
-def _act(api: Client, user: User, reservation_id: int, action: str, body: dict | None = None):
+def _act(
+    api: Client, user: User, reservation_id: int, action: str, body: Json | None = None
+) -> "Response":
     return api.post(
         f"/api/reservations/{reservation_id}/{action}",
         body or {},
@@ -96,55 +101,63 @@ def _act(api: Client, user: User, reservation_id: int, action: str, body: dict |
 
 
 def test_request_reaches_exactly_the_addressed_hospitals(
-    api: Client, world: dict, django_capture_on_commit_callbacks
+    api: Client,
+    world: World,
+    stream_events: StreamEvents,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     """Each addressed ER gets reservation.requested with the condition, crew and ETA; the crew
     gets its copies; nobody else gets anything."""
     with django_capture_on_commit_callbacks(execute=True):
-        created = _request(api, world["crew"], ["HOSPA001", "HOSPB001"])
+        created = _request(api, world.crew, ["HOSPA001", "HOSPB001"])
     assert [r["hpid"] for r in created] == ["HOSPA001", "HOSPB001"]
     assert created[0]["group"] == created[1]["group"]
     assert 2.2 < created[0]["distance_km"] < 2.5  # City Hall to 서울대학교병원
     assert created[0]["eta_minutes"] == 4  # at 40 km/h
-    [to_a] = _events("hospital.HOSPA001")
+    [to_a] = stream_events("hospital.HOSPA001")
     assert to_a["type"] == "reservation.requested"
     assert to_a["data"]["condition"]["chief_complaint"] == CONDITION["chief_complaint"]
     assert to_a["data"]["crew"]["crew_name"] == "중부 1"
     assert to_a["data"]["expires_at"]
-    assert len(_events("hospital.HOSPB001")) == 1
-    assert _events("hospital.HOSPC001") == []
-    assert [e["data"]["hpid"] for e in _events(f"crew.{world['crew'].pk}")] == [
+    assert len(stream_events("hospital.HOSPB001")) == 1
+    assert stream_events("hospital.HOSPC001") == []
+    assert [e["data"]["hpid"] for e in stream_events(f"crew.{world.crew.pk}")] == [
         "HOSPA001",
         "HOSPB001",
     ]
-    assert _events(f"crew.{world['other_crew'].pk}") == []
+    assert stream_events(f"crew.{world.other_crew.pk}") == []
 
 
 def test_acknowledge_approve_complete_with_holds_and_history(
-    api: Client, world: dict, django_capture_on_commit_callbacks
+    api: Client,
+    world: World,
+    stream_events: StreamEvents,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     """The happy path: seen → approved (others withdrawn, a bed held) → completed (released);
     every transition is in the history with its actor."""
-    crew = world["crew"]
+    crew = world.crew
     with django_capture_on_commit_callbacks(execute=True):
         a, b, c = _request(api, crew, ["HOSPA001", "HOSPB001", "HOSPC001"])
-        seen = _act(api, world["staff_a"], a["id"], "acknowledge")
-        again = _act(api, world["staff_a"], a["id"], "acknowledge")
-        approved = _act(api, world["staff_a"], a["id"], "approve")
+        seen = _act(api, world.staff_a, a["id"], "acknowledge")
+        again = _act(api, world.staff_a, a["id"], "acknowledge")
+        approved = _act(api, world.staff_a, a["id"], "approve")
     assert seen.status_code == again.status_code == approved.status_code == 200
     assert approved.json()["status"] == "approved"
     assert approved.json()["hold_expires_at"]
-    crew_events = [e["type"] for e in _events(f"crew.{crew.pk}")]
+    crew_events = [e["type"] for e in stream_events(f"crew.{crew.pk}")]
     assert crew_events == ["reservation.requested"] * 3 + [
         "reservation.acknowledged",
         "reservation.decided",
         "reservation.withdrawn",
         "reservation.withdrawn",
     ]
-    assert [e["type"] for e in _events("hospital.HOSPB001")][-1] == "reservation.withdrawn"
+    assert [e["type"] for e in stream_events("hospital.HOSPB001")][-1] == "reservation.withdrawn"
     assert Reservation.objects.get(pk=b["id"]).status == ReservationStatus.WITHDRAWN
     held = [
-        e["data"]["changes"]["held"] for e in _events("beds.11") if "held" in e["data"]["changes"]
+        e["data"]["changes"]["held"]
+        for e in stream_events("beds.11")
+        if "held" in e["data"]["changes"]
     ]
     assert held == [{"old": 0, "new": 1}]
     hospital = api.get("/api/hospitals/HOSPA001").json()
@@ -154,8 +167,8 @@ def test_acknowledge_approve_complete_with_holds_and_history(
     with django_capture_on_commit_callbacks(execute=True):
         done = _act(api, crew, a["id"], "complete")
     assert done.json()["status"] == "completed"
-    assert _events(f"crew.{crew.pk}")[-1]["type"] == "reservation.completed"
-    assert _events("hospital.HOSPA001")[-1]["type"] == "reservation.completed"
+    assert stream_events(f"crew.{crew.pk}")[-1]["type"] == "reservation.completed"
+    assert stream_events("hospital.HOSPA001")[-1]["type"] == "reservation.completed"
     assert api.get("/api/hospitals/HOSPA001").json()["status"]["held"] == 0
 
     history = api.get(f"/api/reservations/{a['id']}/history", **bearer(crew)).json()
@@ -165,23 +178,23 @@ def test_acknowledge_approve_complete_with_holds_and_history(
         ("approved", "pending", "approved", "hospital"),
         ("completed", "approved", "completed", "ambulance"),
     ]
-    assert history[2]["actor"] == world["staff_a"].username
+    assert history[2]["actor"] == world.staff_a.username
     assert (
-        api.get(f"/api/reservations/{c['id']}/history", **bearer(world["staff_c"])).json()[-1][
+        api.get(f"/api/reservations/{c['id']}/history", **bearer(world.staff_c)).json()[-1][
             "action"
         ]
         == "withdrawn"
     )
 
 
-def test_reject_needs_a_valid_reason(api: Client, world: dict) -> None:
+def test_reject_needs_a_valid_reason(api: Client, world: World) -> None:
     """Reasons are structured; other needs a note; the crew learns the reason."""
-    [a] = _request(api, world["crew"], ["HOSPA001"])
-    assert _act(api, world["staff_a"], a["id"], "reject", {"reason": "bored"}).status_code == 400
-    no_note = _act(api, world["staff_a"], a["id"], "reject", {"reason": "other"})
+    [a] = _request(api, world.crew, ["HOSPA001"])
+    assert _act(api, world.staff_a, a["id"], "reject", {"reason": "bored"}).status_code == 400
+    no_note = _act(api, world.staff_a, a["id"], "reject", {"reason": "other"})
     assert no_note.status_code == 400
     assert "note" in no_note.json()["error"]["fields"]
-    rejected = _act(api, world["staff_a"], a["id"], "reject", {"reason": "no_specialist"})
+    rejected = _act(api, world.staff_a, a["id"], "reject", {"reason": "no_specialist"})
     assert rejected.status_code == 200
     assert (rejected.json()["status"], rejected.json()["decline_reason"]) == (
         "rejected",
@@ -189,55 +202,56 @@ def test_reject_needs_a_valid_reason(api: Client, world: dict) -> None:
     )
 
 
-def test_forbidden_and_conflicting_actions(api: Client, world: dict) -> None:
+def test_forbidden_and_conflicting_actions(api: Client, world: World) -> None:
     """Role and ownership are enforced (403/404) and only pending requests are decided (409)."""
-    [a] = _request(api, world["crew"], ["HOSPA001"])
+    [a] = _request(api, world.crew, ["HOSPA001"])
     rid = a["id"]
-    assert _act(api, world["crew"], rid, "approve").status_code == 403
-    assert _act(api, world["admin"], rid, "approve").status_code == 403
-    assert _act(api, world["staff_b"], rid, "approve").status_code == 404
-    assert api.get(f"/api/reservations/{rid}", **bearer(world["staff_b"])).status_code == 404
-    assert _act(api, world["other_crew"], rid, "cancel").status_code == 404
-    assert _act(api, world["staff_a"], rid, "cancel").status_code == 403
-    assert _act(api, world["crew"], rid, "complete").status_code == 409
+    assert _act(api, world.crew, rid, "approve").status_code == 403
+    assert _act(api, world.admin, rid, "approve").status_code == 403
+    assert _act(api, world.staff_b, rid, "approve").status_code == 404
+    assert api.get(f"/api/reservations/{rid}", **bearer(world.staff_b)).status_code == 404
+    assert _act(api, world.other_crew, rid, "cancel").status_code == 404
+    assert _act(api, world.staff_a, rid, "cancel").status_code == 403
+    assert _act(api, world.crew, rid, "complete").status_code == 409
     assert (
         api.post(
             "/api/reservations",
             {"hospitals": ["HOSPA001"], "condition": CONDITION},
             content_type=JSON,
-            **bearer(world["staff_a"]),
+            **bearer(world.staff_a),
         ).status_code
         == 403
     )
-    _act(api, world["staff_a"], rid, "reject", {"reason": "overcrowded"})
+    _act(api, world.staff_a, rid, "reject", {"reason": "overcrowded"})
     for user, action in [
-        (world["staff_a"], "approve"),
-        (world["staff_a"], "acknowledge"),
-        (world["staff_a"], "reject"),
-        (world["crew"], "cancel"),
+        (world.staff_a, "approve"),
+        (world.staff_a, "acknowledge"),
+        (world.staff_a, "reject"),
+        (world.crew, "cancel"),
     ]:
         response = _act(api, user, rid, action, {"reason": "no_bed"})
         assert response.status_code == 409, (action, response.content)
         assert response.json()["error"]["current"]["status"] == "rejected"
-    assert api.get(f"/api/reservations/{rid}", **bearer(world["admin"])).status_code == 200
+    assert api.get(f"/api/reservations/{rid}", **bearer(world.admin)).status_code == 200
 
 
-def test_lists_are_scoped(api: Client, world: dict) -> None:
+def test_lists_are_scoped(api: Client, world: World) -> None:
     """A crew lists its own, a hospital its queue, an admin all; status filters."""
-    _request(api, world["crew"], ["HOSPA001", "HOSPB001"])
-    _request(api, world["other_crew"], ["HOSPA001"])
+    _request(api, world.crew, ["HOSPA001", "HOSPB001"])
+    _request(api, world.other_crew, ["HOSPA001"])
 
     def ids(user: User, query: str = "") -> int:
-        return api.get(f"/api/reservations{query}", **bearer(user)).json()["count"]
+        count: int = api.get(f"/api/reservations{query}", **bearer(user)).json()["count"]
+        return count
 
-    assert ids(world["crew"]) == 2
-    assert ids(world["other_crew"]) == 1
-    assert ids(world["staff_a"]) == 2
-    assert ids(world["staff_b"]) == 1
-    assert ids(world["staff_c"]) == 0
-    assert ids(world["admin"]) == 3
-    assert ids(world["admin"], "?status=approved") == 0
-    assert api.get("/api/reservations?status=lost", **bearer(world["admin"])).status_code == 400
+    assert ids(world.crew) == 2
+    assert ids(world.other_crew) == 1
+    assert ids(world.staff_a) == 2
+    assert ids(world.staff_b) == 1
+    assert ids(world.staff_c) == 0
+    assert ids(world.admin) == 3
+    assert ids(world.admin, "?status=approved") == 0
+    assert api.get("/api/reservations?status=lost", **bearer(world.admin)).status_code == 400
 
 
 @pytest.mark.parametrize(
@@ -253,21 +267,24 @@ def test_lists_are_scoped(api: Client, world: dict) -> None:
         ({"latitude": 91}, "latitude"),
     ],
 )
-def test_request_validation(api: Client, world: dict, change: dict, field: str) -> None:
+def test_request_validation(api: Client, world: World, change: Json, field: str) -> None:
     """Impossible vitals, unknown or too many hospitals are 400s naming the field."""
     body = {"hospitals": ["HOSPA001"], "condition": CONDITION, **change}
-    response = api.post("/api/reservations", body, content_type=JSON, **bearer(world["crew"]))
+    response = api.post("/api/reservations", body, content_type=JSON, **bearer(world.crew))
     assert response.status_code == 400, response.content
     assert field in response.json()["error"]["fields"], response.json()
     assert not Reservation.objects.exists()
 
 
 def test_reminder_and_expiry_on_a_controlled_clock(
-    api: Client, world: dict, django_capture_on_commit_callbacks
+    api: Client,
+    world: World,
+    stream_events: StreamEvents,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     """Unseen after the reminder time: one re-alert to the ER and a notice to the crew; past
     its time the request expires for both sides."""
-    [a] = _request(api, world["crew"], ["HOSPA001"])
+    [a] = _request(api, world.crew, ["HOSPA001"])
     created = Reservation.objects.get(pk=a["id"]).created_at
     with django_capture_on_commit_callbacks(execute=True):
         assert reservations_sweep(now=created + timedelta(seconds=59))["reminded"] == 0
@@ -275,51 +292,58 @@ def test_reminder_and_expiry_on_a_controlled_clock(
         assert reservations_sweep(now=created + timedelta(seconds=120))["reminded"] == 0
         assert reservations_sweep(now=created + timedelta(seconds=299))["expired"] == 0
         assert reservations_sweep(now=created + timedelta(seconds=301))["expired"] == 1
-    for stream in ("hospital.HOSPA001", f"crew.{world['crew'].pk}"):
-        assert [e["type"] for e in _events(stream)] == [
+    for stream in ("hospital.HOSPA001", f"crew.{world.crew.pk}"):
+        assert [e["type"] for e in stream_events(stream)] == [
             "reservation.reminder",
             "reservation.expired",
         ]
-    assert _act(api, world["staff_a"], a["id"], "approve").status_code == 409
+    assert _act(api, world.staff_a, a["id"], "approve").status_code == 409
 
 
-def test_acknowledged_requests_get_no_reminder(api: Client, world: dict) -> None:
+def test_acknowledged_requests_get_no_reminder(api: Client, world: World) -> None:
     """An ER that has seen the request is not re-alerted."""
-    [a] = _request(api, world["crew"], ["HOSPA001"])
-    _act(api, world["staff_a"], a["id"], "acknowledge")
+    [a] = _request(api, world.crew, ["HOSPA001"])
+    _act(api, world.staff_a, a["id"], "acknowledge")
     created = Reservation.objects.get(pk=a["id"]).created_at
     assert reservations_sweep(now=created + timedelta(seconds=90))["reminded"] == 0
 
 
 def test_bed_hold_lapses_and_cancel_releases(
-    api: Client, world: dict, django_capture_on_commit_callbacks
+    api: Client,
+    world: World,
+    stream_events: StreamEvents,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     """A hold ends when it lapses (sweep) or when the crew cancels; each shows on the bed
     stream as held going down."""
     with django_capture_on_commit_callbacks(execute=True):
-        [a] = _request(api, world["crew"], ["HOSPA001"])
-        [b] = _request(api, world["crew"], ["HOSPA001"])
-        _act(api, world["staff_a"], a["id"], "approve")
-        _act(api, world["staff_a"], b["id"], "approve")
+        [a] = _request(api, world.crew, ["HOSPA001"])
+        [b] = _request(api, world.crew, ["HOSPA001"])
+        _act(api, world.staff_a, a["id"], "approve")
+        _act(api, world.staff_a, b["id"], "approve")
     assert api.get("/api/hospitals/HOSPA001").json()["status"]["held"] == 2
-    lapse = Reservation.objects.get(pk=a["id"]).hold_expires_at + timedelta(seconds=1)
+    hold_expires_at = Reservation.objects.get(pk=a["id"]).hold_expires_at
+    assert hold_expires_at is not None
+    lapse = hold_expires_at + timedelta(seconds=1)
     with django_capture_on_commit_callbacks(execute=True):
         assert reservations_sweep(now=lapse)["holds_released"] == 2
     assert api.get("/api/hospitals/HOSPA001").json()["status"]["held"] == 0
     with django_capture_on_commit_callbacks(execute=True):
-        [c] = _request(api, world["crew"], ["HOSPA001"])
-        _act(api, world["staff_a"], c["id"], "approve")
-        cancelled = _act(api, world["crew"], c["id"], "cancel")
+        [c] = _request(api, world.crew, ["HOSPA001"])
+        _act(api, world.staff_a, c["id"], "approve")
+        cancelled = _act(api, world.crew, c["id"], "cancel")
     assert cancelled.json()["status"] == "cancelled"
-    held = [e["data"]["changes"]["held"]["new"] for e in _events("beds.all")]
+    held = [e["data"]["changes"]["held"]["new"] for e in stream_events("beds.all")]
     assert held == [1, 2, 1, 0, 1, 0]
-    assert _events(f"crew.{world['crew'].pk}")[-1]["type"] == "reservation.cancelled"
-    assert [e["type"] for e in _events("hospital.HOSPA001")].count("reservation.hold_expired") == 2
+    assert stream_events(f"crew.{world.crew.pk}")[-1]["type"] == "reservation.cancelled"
+    assert [e["type"] for e in stream_events("hospital.HOSPA001")].count(
+        "reservation.hold_expired"
+    ) == 2
 
 
-def test_history_cannot_be_edited(api: Client, world: dict) -> None:
+def test_history_cannot_be_edited(api: Client, world: World) -> None:
     """The audit trail is append-only, in the model and in the API."""
-    [a] = _request(api, world["crew"], ["HOSPA001"])
+    [a] = _request(api, world.crew, ["HOSPA001"])
     entry = ReservationEvent.objects.get(reservation_id=a["id"])
     entry.note = "rewritten"
     with pytest.raises(PermissionError):
@@ -327,18 +351,18 @@ def test_history_cannot_be_edited(api: Client, world: dict) -> None:
     with pytest.raises(PermissionError):
         entry.delete()
     url = f"/api/reservations/{a['id']}/history"
-    assert api.delete(url, **bearer(world["admin"])).status_code == 405
-    assert api.put(url, {}, content_type=JSON, **bearer(world["admin"])).status_code == 405
+    assert api.delete(url, **bearer(world.admin)).status_code == 405
+    assert api.put(url, {}, content_type=JSON, **bearer(world.admin)).status_code == 405
 
 
 @pytest.mark.django_db(transaction=True)
-def test_simultaneous_approvals_have_exactly_one_winner(world: dict) -> None:
+def test_simultaneous_approvals_have_exactly_one_winner(world: World) -> None:
     """Two ERs approving the same patient at the same instant, in real concurrent
     transactions: one wins, the other gets a conflict and its request is withdrawn."""
     from domain.services.reservations import reservation_request
 
     reservations = reservation_request(
-        crew=world["crew"], condition=CONDITION, hpids=["HOSPA001", "HOSPB001"]
+        crew=world.crew, condition=CONDITION, hpids=["HOSPA001", "HOSPB001"]
     )
     barrier = threading.Barrier(2)
     outcomes: dict[str, str] = {}
@@ -349,13 +373,14 @@ def test_simultaneous_approvals_have_exactly_one_winner(world: dict) -> None:
             reservation_approve(reservation_id=reservation.pk, by=staff)
             outcomes[reservation.hospital.hpid] = "won"
         except Conflict as exc:
-            outcomes[reservation.hospital.hpid] = f"409 {exc.current['status']}"
+            status = (exc.current or {}).get("status")  # a Conflict carries the current state
+            outcomes[reservation.hospital.hpid] = f"409 {status}"
         finally:
             connection.close()
 
     threads = [
-        threading.Thread(target=approve, args=(world["staff_a"], reservations[0])),
-        threading.Thread(target=approve, args=(world["staff_b"], reservations[1])),
+        threading.Thread(target=approve, args=(world.staff_a, reservations[0])),
+        threading.Thread(target=approve, args=(world.staff_b, reservations[1])),
     ]
     for thread in threads:
         thread.start()
@@ -367,15 +392,18 @@ def test_simultaneous_approvals_have_exactly_one_winner(world: dict) -> None:
 
 
 def test_crew_cancels_a_pending_multi_request(
-    api: Client, world: dict, django_capture_on_commit_callbacks
+    api: Client,
+    world: World,
+    stream_events: StreamEvents,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     """Cancelling one pending request tells that hospital; the others stay pending."""
     with django_capture_on_commit_callbacks(execute=True):
-        a, b = _request(api, world["crew"], ["HOSPA001", "HOSPB001"])
-        cancelled = _act(api, world["crew"], a["id"], "cancel")
+        a, b = _request(api, world.crew, ["HOSPA001", "HOSPB001"])
+        cancelled = _act(api, world.crew, a["id"], "cancel")
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
-    assert _events("hospital.HOSPA001")[-1]["type"] == "reservation.cancelled"
-    assert [e["type"] for e in _events("hospital.HOSPB001")] == ["reservation.requested"]
+    assert stream_events("hospital.HOSPA001")[-1]["type"] == "reservation.cancelled"
+    assert [e["type"] for e in stream_events("hospital.HOSPB001")] == ["reservation.requested"]
     assert Reservation.objects.get(pk=b["id"]).status == ReservationStatus.PENDING
-    assert _act(api, world["staff_a"], a["id"], "acknowledge").status_code == 409
+    assert _act(api, world.staff_a, a["id"], "acknowledge").status_code == 409
