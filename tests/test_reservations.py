@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 from pytest_django import DjangoCaptureOnCommitCallbacks
 
-from domain.errors import Conflict
+from domain.errors import Conflict, ErrorCode
 from domain.models import Reservation, ReservationEvent, ReservationStatus, Role, User
 from domain.services.reservations import reservation_approve, reservations_sweep
 from tests.conftest import StreamEvents, bearer
@@ -208,11 +208,15 @@ def test_forbidden_and_conflicting_actions(api: Client, world: World) -> None:
     rid = a["id"]
     assert _act(api, world.crew, rid, "approve").status_code == 403
     assert _act(api, world.admin, rid, "approve").status_code == 403
-    assert _act(api, world.staff_b, rid, "approve").status_code == 404
+    not_theirs = _act(api, world.staff_b, rid, "approve")
+    assert not_theirs.status_code == 404
+    assert not_theirs.json()["error"]["code"] == ErrorCode.RESERVATION_NOT_FOUND
     assert api.get(f"/api/reservations/{rid}", **bearer(world.staff_b)).status_code == 404
     assert _act(api, world.other_crew, rid, "cancel").status_code == 404
     assert _act(api, world.staff_a, rid, "cancel").status_code == 403
-    assert _act(api, world.crew, rid, "complete").status_code == 409
+    not_approved = _act(api, world.crew, rid, "complete")
+    assert not_approved.status_code == 409
+    assert not_approved.json()["error"]["code"] == ErrorCode.RESERVATION_NOT_APPROVED
     assert (
         api.post(
             "/api/reservations",
@@ -231,6 +235,7 @@ def test_forbidden_and_conflicting_actions(api: Client, world: World) -> None:
     ]:
         response = _act(api, user, rid, action, {"reason": "no_bed"})
         assert response.status_code == 409, (action, response.content)
+        assert response.json()["error"]["code"] == ErrorCode.RESERVATION_NOT_PENDING
         assert response.json()["error"]["current"]["status"] == "rejected"
     assert api.get(f"/api/reservations/{rid}", **bearer(world.admin)).status_code == 200
 
