@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+from domain import events
 from domain.bed_fields import STATUS_VALUE_KINDS
 from realtime import close_codes
 
@@ -27,4 +28,19 @@ def test_protocol_documents_every_close_code_and_error_code() -> None:
     errors = set(re.findall(r'_refuse\(\s*"([a-z_]+)"', source)) | {"unavailable", "token_expired"}
     missing = [code for code in errors if f"`{code}`" not in text]
     assert len(errors) > 5, errors
+    assert not missing, missing
+
+
+def test_protocol_documents_every_stream_and_event_kind() -> None:
+    """docs/protocol.md names every stream kind and every event kind domain.events publishes."""
+    text = (DOCS / "protocol.md").read_text()
+    kinds = [
+        value
+        for name, value in vars(events).items()
+        if name.isupper() and isinstance(value, str) and "." in value and name != "BEDS_ALL"
+    ]
+    kinds += [action.kind for action in events.ReservationAction]
+    streams = [f"`{kind}`" if kind == "metrics" else f"`{kind}." for kind in events.StreamKind]
+    missing = [k for k in kinds if f"`{k}`" not in text] + [s for s in streams if s not in text]
+    assert len(kinds) > 10, kinds
     assert not missing, missing
