@@ -1,12 +1,14 @@
 """factory_boy factories for the models tests create: ``HospitalFactory(hpid=...)`` saves and
 returns a ``Hospital``, ``.build(...)`` an unsaved one."""
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import factory
 from django.db.models import Model
 from django.utils import timezone
 
+from domain.bed_fields import STATUS_VALUE_KINDS
 from domain.models import (
     AgeBand,
     Approval,
@@ -18,6 +20,7 @@ from domain.models import (
     Sex,
     User,
 )
+from domain.reports import BedReport, Value
 
 PASSWORD = "correct horse battery staple"
 
@@ -97,3 +100,14 @@ class PatientConditionFactory(ModelFactory[PatientCondition]):
     consciousness = Consciousness.VERBAL
     chief_complaint = "Crushing chest pain for 30 minutes"
     suspected_category = 1
+
+
+def bed_report(hpid: str, hvidate: datetime, **values: Value) -> BedReport:
+    """What the upstream reports for a hospital: ``values`` known, every other field unknown."""
+    return BedReport(
+        hpid=hpid,
+        name="",
+        er_phone="",
+        hvidate=hvidate,
+        values={**dict.fromkeys(STATUS_VALUE_KINDS), **values},
+    )

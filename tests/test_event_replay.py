@@ -22,7 +22,7 @@ from domain.selectors.reservations import reservations_open_snapshot
 from domain.services import reservations
 from domain.services.er_status import er_status_apply, region_poll_failed, region_poll_succeeded
 from realtime.publishing import encode_json, history_key
-from tests.factories import ERStatusFactory, HospitalFactory, PatientConditionFactory, UserFactory
+from tests.factories import ERStatusFactory, HospitalFactory, PatientConditionFactory, UserFactory, bed_report
 
 pytestmark = pytest.mark.django_db
 
@@ -83,16 +83,6 @@ def _apply_bed_event(state: dict[str, Json], event: Json, *, region_stale: bool)
     # acceptance.changed and announcements.changed are not part of the beds snapshot.
 
 
-def _report(hpid: str, hvidate: datetime, **values: Value) -> BedReport:
-    return BedReport(
-        hpid=hpid,
-        name="",
-        er_phone="",
-        hvidate=hvidate,
-        values={**dict.fromkeys(STATUS_VALUE_KINDS), **values},
-    )
-
-
 def test_beds_region_snapshot_plus_events_is_the_next_snapshot(
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
     settings: Settings,
@@ -117,17 +107,17 @@ def test_beds_region_snapshot_plus_events_is_the_next_snapshot(
 
     steps: list[Callable[[], object]] = [
         lambda: er_status_apply(
-            region_code="26", reports=[_report("Z2600001", t0, er_general=7, ct=True)]
+            region_code="26", reports=[bed_report("Z2600001", t0, er_general=7, ct=True)]
         ),
         lambda: er_status_apply(
             region_code="26",
             reports=[
-                _report("Z2600001", t0 + timedelta(minutes=1), er_general=6),  # ct unknown now
-                _report("Z2600002", t0, er_general=-1, mri=False),  # a hospital new to us
+                bed_report("Z2600001", t0 + timedelta(minutes=1), er_general=6),  # ct unknown now
+                bed_report("Z2600002", t0, er_general=-1, mri=False),  # a hospital new to us
             ],
         ),
         lambda: er_status_apply(  # older than what is stored: no change, no event
-            region_code="26", reports=[_report("Z2600001", t0, er_general=1)]
+            region_code="26", reports=[bed_report("Z2600001", t0, er_general=1)]
         ),
         lambda: reservations.reservation_approve(reservation_id=request(), by=staff),
         lambda: region_poll_failed(region_code="26", error="timeout"),

@@ -13,7 +13,7 @@ from domain.services.er_status import er_status_apply, region_poll_failed, regio
 from domain.services.hospital_info import acceptance_apply, announcements_apply
 from ingestion.parsing import KST
 from tests.conftest import StreamEvents
-from tests.factories import HospitalFactory
+from tests.factories import HospitalFactory, bed_report
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_streams")]
 
@@ -21,13 +21,7 @@ T0 = datetime(2026, 11, 24, 10, 0, tzinfo=KST)
 
 
 def _report(hpid: str, hvidate: datetime = T0, **values: Value) -> BedReport:
-    return BedReport(
-        hpid=hpid,
-        name="",
-        er_phone="",
-        hvidate=hvidate,
-        values={**dict.fromkeys(STATUS_VALUE_KINDS), **values},
-    )
+    return bed_report(hpid, hvidate, **values)
 
 
 @pytest.fixture

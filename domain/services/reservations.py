@@ -54,14 +54,15 @@ PENDING, APPROVED = ReservationStatus.PENDING, ReservationStatus.APPROVED
 @dataclass(frozen=True, slots=True)
 class Move:
     """One allowed change of a reservation: from which statuses, to which (None: the status
-    stays), what the audit trail and the event call it, and whether it starts (+1) or ends
-    (-1) a bed hold."""
+    stays), what the audit trail and the event call it, whether it starts (+1) or ends (-1) a
+    bed hold, and, for a move that keeps the status, the one column it writes."""
 
     action: str  # the audit trail's name for it
     event: ReservationAction
     sources: tuple[ReservationStatus, ...]
     target: ReservationStatus | None = None
     hold: int = 0
+    writes: str | None = None  # None: the whole row is saved
 
     def conflict(self, reservation: Reservation) -> Conflict:
         code = (
@@ -76,7 +77,9 @@ class Move:
         )
 
 
-ACKNOWLEDGE = Move("acknowledged", ReservationAction.ACKNOWLEDGED, (PENDING,))
+ACKNOWLEDGE = Move(
+    "acknowledged", ReservationAction.ACKNOWLEDGED, (PENDING,), writes="acknowledged_at"
+)
 APPROVE = Move("approved", ReservationAction.DECIDED, (PENDING,), APPROVED, hold=+1)
 REJECT = Move("rejected", ReservationAction.DECIDED, (PENDING,), ReservationStatus.REJECTED)
 WITHDRAW = Move("withdrawn", ReservationAction.WITHDRAWN, (PENDING,), ReservationStatus.WITHDRAWN)
@@ -88,8 +91,14 @@ COMPLETE = Move(
     "completed", ReservationAction.COMPLETED, (APPROVED,), ReservationStatus.COMPLETED, hold=-1
 )
 EXPIRE = Move("expired", ReservationAction.EXPIRED, (PENDING,), ReservationStatus.EXPIRED)
-REMIND = Move("reminded", ReservationAction.REMINDER, (PENDING,))
-RELEASE_HOLD = Move("hold_expired", ReservationAction.HOLD_EXPIRED, (APPROVED,), hold=-1)
+REMIND = Move("reminded", ReservationAction.REMINDER, (PENDING,), writes="reminded_at")
+RELEASE_HOLD = Move(
+    "hold_expired",
+    ReservationAction.HOLD_EXPIRED,
+    (APPROVED,),
+    hold=-1,
+    writes="hold_released_at",
+)
 
 _CLOSING = {
     ReservationStatus.WITHDRAWN,
@@ -126,7 +135,10 @@ def _make(
     if releases:
         reservation.hold_released_at = now
     fields(reservation, now)
-    reservation.save()
+    if move.writes is None:
+        reservation.save()
+    else:
+        reservation.save(update_fields=[move.writes, "updated_at"])
     _audit(reservation, move.action, before, actor=actor, now=now, reason=reason, note=note)
     events = reservation_changed(action=move.event, reservation=reservation_summary(reservation))
     if move.hold > 0 or releases:
