@@ -5,7 +5,7 @@ real publishing path into Redis; the events are read back from the stream's hist
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 import pytest
@@ -14,15 +14,19 @@ from django.conf import settings
 from django.utils import timezone
 from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
-from domain.bed_fields import STATUS_VALUE_KINDS
 from domain.models import DeclineReason, Hospital, Role, User
-from domain.reports import BedReport, Value
 from domain.selectors.hospitals import er_status_snapshot
 from domain.selectors.reservations import reservations_open_snapshot
 from domain.services import reservations
 from domain.services.er_status import er_status_apply, region_poll_failed, region_poll_succeeded
 from realtime.publishing import encode_json, history_key
-from tests.factories import ERStatusFactory, HospitalFactory, PatientConditionFactory, UserFactory, bed_report
+from tests.factories import (
+    ERStatusFactory,
+    HospitalFactory,
+    PatientConditionFactory,
+    UserFactory,
+    bed_report,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 import pytest
 from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
-from domain.bed_fields import STATUS_VALUE_KINDS
 from domain.models import ERAnnouncement, ERStatus, Hospital, SevereIllnessAcceptance
 from domain.reports import AcceptanceReport, BedReport, MessageReport, Value
 from domain.services.er_status import er_status_apply, region_poll_failed, region_poll_succeeded
