@@ -8,7 +8,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], what: str, timeout: float = 15, every: float = 0.1) -> T:
+def wait_for(
+    condition: Callable[[], T | None], what: str, timeout: float = 15, every: float = 0.1
+) -> T:
     """Call ``condition`` every ``every`` seconds until it returns something truthy, and return
     that; fail naming ``what`` if ``timeout`` seconds pass first."""
     deadline = time.monotonic() + timeout
@@ -20,7 +22,10 @@ def wait_for(condition: Callable[[], T], what: str, timeout: float = 15, every: 
 
 
 async def eventually(
-    condition: Callable[[], Awaitable[T]], what: str, timeout: float = 15, every: float = 0.05
+    condition: Callable[[], Awaitable[T | None]],
+    what: str,
+    timeout: float = 15,
+    every: float = 0.05,
 ) -> T:
     """``wait_for`` for a coroutine condition, without blocking the event loop."""
     deadline = time.monotonic() + timeout

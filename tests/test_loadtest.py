@@ -1,7 +1,6 @@
 """weer-loadtest at small scale against a real daphne process: nothing lost, nothing doubled,
 also across a reconnect storm; and it publishes fake events only to loadtest.* streams."""
 
-import time
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,9 @@ from domain.services.tokens import access_token_issue
 from domain.services.users import synthetic_users_ensure
 from loadtest.cli import main, parse_options
 from loadtest.run import run
-from loadtest.targets import REPORT_SECONDS, server_memory
+from loadtest.targets import server_memory
 from tests.conftest import DaphneServer
+from tests.polling import wait_for
 
 on_a_real_server = pytest.mark.django_db(transaction=True)
 
@@ -97,14 +97,14 @@ def test_server_memory_is_read_from_the_deployments_metrics(
     warm_up = ["--url", daphne_server.http_url, "--tokens", str(tokens), "--clients", "5"]
     publish = ["--drive", "publish", "--stream", "loadtest.memory"]
     run(parse_options([*warm_up, *publish, "--rate", "1", "--duration", "1"]))
-    before = _server_memory_after_report(daphne_server)  # its hub reports once it has run
+    before = _server_memory_once(daphne_server, connections=0)  # the warm-up's have closed
     options = parse_options(
         [
             *("--url", daphne_server.http_url, "--tokens", str(tokens), "--clients", "50"),
             *("--processes", "1", *publish, "--rate", "1", "--duration", "1"),
         ]
     )
-    report = run(options, on_connected=lambda: _server_memory_after_report(daphne_server))
+    report = run(options, on_connected=lambda: _server_memory_once(daphne_server, connections=50))
     during = report["at_connected"]
     assert during["processes"] == before["processes"] >= 1
     assert during["connections"] == before["connections"] + 50
@@ -144,6 +144,12 @@ def test_publishing_to_a_loadtest_stream_is_accepted() -> None:
     assert (options.drive, options.stream) == ("publish", "loadtest.x")
 
 
-def _server_memory_after_report(server: DaphneServer) -> dict[str, int]:
-    time.sleep(REPORT_SECONDS)
-    return server_memory(server.http_url)
+def _server_memory_once(server: DaphneServer, *, connections: int) -> dict[str, int]:
+    """The server's figures once its processes report ``connections`` open sockets (each
+    reports once a second)."""
+
+    def reported() -> dict[str, int] | None:
+        figures = server_memory(server.http_url)
+        return figures if figures["connections"] == connections else None
+
+    return wait_for(reported, f"{connections} connections reported", timeout=10)

@@ -9,7 +9,6 @@ import asyncio
 import inspect
 import re
 import textwrap
-import time
 from urllib.request import urlopen
 
 import daphne.server
@@ -21,6 +20,7 @@ from realtime.serving.adapters import FAST
 from realtime.serving.server import WeerServer
 from tests.conftest import DaphneServer
 from tests.factories import UserFactory
+from tests.polling import wait_for
 from tests.ws import WsClient
 
 _ADAPTER_LINE = re.compile(
@@ -87,12 +87,11 @@ async def test_daphne_sockets_get_every_fast_path(daphne_server: DaphneServer) -
     user: User = await asyncio.to_thread(UserFactory)
     async with WsClient.connect(daphne_server, access_token_issue(user=user)) as client:
         await client.subscribe(f"crew.{user.pk}")
-        deadline = time.monotonic() + 10
-        while True:  # each server process reports its figures once a second
-            counts = await asyncio.to_thread(_adapter_counts, daphne_server.http_url)
-            if all(counts.get((part, kind), 0) >= 1 for part, kind in FAST.items()):
-                break
-            assert time.monotonic() < deadline, counts
-            await asyncio.sleep(0.2)
+
+        def every_fast_path_counted() -> dict[tuple[str, str], float] | None:
+            counts = _adapter_counts(daphne_server.http_url)  # reported once a second
+            return counts if all(counts.get(key, 0) >= 1 for key in FAST.items()) else None
+
+        counts = await asyncio.to_thread(wait_for, every_fast_path_counted, "every fast path")
     fallbacks = {key: n for key, n in counts.items() if FAST[key[0]] != key[1]}
     assert fallbacks == {}
