@@ -22,6 +22,43 @@ ensure_system_packages() {
   fi
 }
 
+apt_install() {  # package...: install Debian packages that are missing
+  local missing=() package
+  for package in "$@"; do dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "Installing system packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+ensure_node() {  # Node and npm build the pages; Debian's when the machine has none
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+  fi
+}
+
+ensure_assets() {  # the pages' JavaScript and CSS (npm ci, then esbuild), rebuilt when sources change
+  ensure_node
+  local stamp="$ROOT/node_modules/.weer-installed"
+  if [ ! -f "$stamp" ] || [ "$ROOT/package-lock.json" -nt "$stamp" ]; then
+    say "Installing the pages' npm packages (npm ci)"
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+    touch "$stamp"
+  fi
+  local built="$ROOT/frontend/static/frontend/dist/.built"
+  if [ ! -f "$built" ] || [ -n "$(find "$ROOT/frontend/src" "$ROOT/frontend/build.mjs" "$ROOT/package-lock.json" -newer "$built" -print -quit 2>/dev/null)" ]; then
+    say "Building the pages (esbuild)"
+    (cd "$ROOT" && npm run --silent build)
+    touch "$built"
+  fi
+}
+
+ensure_chromium() {  # the browser tests drive Debian's Chromium (no test tool may download one)
+  # fonts-nanum: Korean glyphs for the screenshots (a server has no CJK font by default)
+  apt_install chromium fonts-nanum
+}
+
 python_311() {
   local candidate
   for candidate in python3.11 python3; do
