@@ -14,8 +14,9 @@
  * - the subscriber of a stream gets the server's `error` messages about it (`onError`); every
  *   `error` is also dispatched as a "servererror" event; `unavailable` retries the stream's
  *   subscribe after a backoff.
- * `status` says where it is (`Status`), with a "status" event on every change; `lastSeq`,
- * `lastMessageAt` and `stoppedReason` are there for indicators and tests.
+ * `status` says where it is (`Status`; STOPPED with no reason until `start()`), with a "status"
+ * event on every change; `lastSeq`, `lastMessageAt` and `stoppedReason` are there for
+ * indicators and tests.
  *
  * Failure modes, by close code (anything the socket does not close by itself counts as 1006):
  * - 4401 (token missing, invalid or expired): `tokens.refresh()`, then reconnect at once; the
@@ -247,9 +248,7 @@ export class LiveConnection extends EventTarget {
 
   async #refreshAndReconnect() {
     const epoch = this.#epoch;
-    if (this.#status === Status.LIVE) {
-      this.#setTimer("quiet", QUIET_RECOVERY_MS, () => this.#setStatus(Status.RECONNECTING));
-    }
+    this.#setTimer("quiet", QUIET_RECOVERY_MS, () => this.#setStatus(Status.RECONNECTING));
     try {
       await this.#tokens.refresh();
     } catch (error) {
@@ -344,7 +343,7 @@ export class LiveConnection extends EventTarget {
         if (state) state.retries = 0;
         break;
       case "snapshot":
-        if (state) {
+        if (state && typeof message.seq === "number") {
           state.lastSeq = message.seq;
           state.subscriber.onSnapshot(message.data, { seq: message.seq, reason: message.reason });
         }

@@ -24,7 +24,10 @@ export class FakeClock {
     if (id != null) this.#timers.delete(id);
   }
 
-  /** Move time on by `ms`, running every timer that falls due, in order (those they set too). */
+  /**
+   * Move time on by `ms`, running every timer that falls due, in order (those they set too).
+   * @param {number} ms
+   */
   advance(ms) {
     const end = this.#now + ms;
     for (;;) {
@@ -112,7 +115,10 @@ export function fakeWebSocketClass() {
   return FakeWebSocket;
 }
 
-/** A seeded PRNG (mulberry32) in [0, 1): two made with one seed give the same numbers. */
+/**
+ * A seeded PRNG (mulberry32) in [0, 1): two made with one seed give the same numbers.
+ * @param {number} seed
+ */
 export function seededRandom(seed) {
   let a = seed >>> 0;
   return () => {

@@ -76,20 +76,29 @@ function live(options = {}) {
   return { ...env, sub, unsubscribe };
 }
 
-/** Run the next timer due (e.g. the pending reconnect), however far off it is. */
+/**
+ * Run the next timer due (e.g. the pending reconnect), however far off it is.
+ * @param {FakeClock} clock
+ */
 function fireNext(clock) {
   const delay = clock.nextDelay();
   assert.notEqual(delay, null, "a timer is pending");
   clock.advance(/** @type {number} */ (delay));
 }
 
-/** Expected full-jitter delays, from a twin of the connection's seeded random. */
+/**
+ * Expected full-jitter delays, from a twin of the connection's seeded random.
+ * @param {number} count
+ */
 function expectedDelays(count, seed = SEED) {
   const random = seededRandom(seed);
   return Array.from({ length: count }, (_, attempt) => random() * Math.min(BACKOFF.maxMs, BACKOFF.initialMs * BACKOFF.factor ** attempt));
 }
 
-/** Install a fake window for online/offline events (globalThis has no addEventListener in Node). */
+/**
+ * Install a fake window for online/offline events (globalThis has no addEventListener in Node).
+ * @param {import("node:test").TestContext} t
+ */
 function fakeWindow(t) {
   const win = new EventTarget();
   Object.assign(globalThis, { addEventListener: win.addEventListener.bind(win), removeEventListener: win.removeEventListener.bind(win) });
@@ -269,6 +278,26 @@ test("unavailable retries that stream's subscribe, with since, after a growing b
   assert.equal(clock.nextDelay(), second);
   clock.advance(second);
   assert.equal(socket().sentOf("subscribe").length, 3);
+  socket().receive(subscribed(100), unavailable); // a join that worked starts the backoff over
+  assert.ok(/** @type {number} */ (clock.nextDelay()) <= BACKOFF.initialMs);
+});
+
+test("a drop during an unavailable wait cancels the retry: the reconnect subscribes anyway", () => {
+  const { clock, socket } = live();
+  socket().receive({ type: "error", code: "unavailable", message: "try again", stream: STREAM });
+  socket().serverClose(1006);
+  fireNext(clock);
+  socket().open();
+  clock.advance(BACKOFF.initialMs); // past the first retry's bound
+  assert.equal(socket().sentOf("subscribe").length, 1);
+});
+
+test("unsubscribe during an unavailable wait cancels the retry", () => {
+  const { clock, socket, unsubscribe } = live();
+  socket().receive({ type: "error", code: "unavailable", message: "try again", stream: STREAM });
+  unsubscribe();
+  clock.advance(BACKOFF.initialMs); // past the first retry's bound
+  assert.equal(socket().sentOf("subscribe").length, 1);
 });
 
 // -- close codes ----------------------------------------------------------------------------
@@ -357,9 +386,9 @@ test("4403 stops with the code of the server's last error and never reconnects",
   assert.deepEqual(statuses.at(-1), Status.STOPPED);
 });
 
-test("4403 with no error message before it stops with reason forbidden", () => {
+test("4403 with no connection-level error before it stops with reason forbidden", () => {
   const { conn, socket } = live();
-  socket().receive({ type: "error", code: "forbidden", message: "no", stream: STREAM });
+  socket().receive({ type: "error", code: "unknown_stream", message: "No stream.", stream: "beds.99" });
   socket().serverClose(4403);
   assert.equal(conn.stoppedReason, "forbidden");
 });
@@ -458,6 +487,19 @@ test("a handshake that does not open within pingTimeoutMs is given up and retrie
   assert.equal(sockets.length, 2);
 });
 
+test("a socket that cannot even be created counts as a failed handshake", () => {
+  const { conn, clock } = setup({
+    WebSocketImpl: /** @type {any} */ (class {
+      constructor() {
+        throw new DOMException("blocked", "SecurityError");
+      }
+    }),
+  });
+  conn.start();
+  assert.equal(conn.status, Status.RECONNECTING);
+  assert.equal(clock.nextDelay(), expectedDelays(1)[0]);
+});
+
 test("frames from a socket that was replaced are ignored", () => {
   const { clock, socket, sockets, sub } = live();
   const old = socket();
@@ -498,9 +540,11 @@ test("offline closes the socket and waits; online reconnects at once and resumes
   assert.deepEqual(socket().sent[0].since, { [STREAM]: 100 });
 });
 
-test("online during a backoff wait reconnects at once", (t) => {
+test("online during a backoff wait reconnects at once; while connected it changes nothing", (t) => {
   const win = fakeWindow(t);
   const { sockets, socket } = live();
+  win.dispatchEvent(new Event("online"));
+  assert.equal(sockets.length, 1);
   socket().serverClose(1006);
   win.dispatchEvent(new Event("online"));
   assert.equal(sockets.length, 2);
