@@ -409,26 +409,28 @@ for (const code of [1000, 1001, 1006, 1012, 4408, 4429]) {
   });
 }
 
-test("backoff delays grow per failed attempt within the jittered bound, capped at maxMs", () => {
+test("each reconnect delay is random() times its attempt's bound (full jitter)", () => {
   const { clock, socket, sockets } = live();
-  const delays = expectedDelays(10);
   socket().serverClose(1006);
-  for (const [attempt, delay] of delays.entries()) {
+  for (const [attempt, delay] of expectedDelays(10).entries()) {
     assert.equal(clock.nextDelay(), delay, `attempt ${attempt}`);
-    assert.ok(delay <= Math.min(BACKOFF.maxMs, BACKOFF.initialMs * 2 ** attempt));
+    assert.ok(delay <= Math.min(BACKOFF.maxMs, BACKOFF.initialMs * BACKOFF.factor ** attempt));
     clock.advance(delay);
     assert.equal(sockets.length, attempt + 2);
     socket().serverClose(1006); // the handshake fails
   }
-  const bounds = [];
-  const { clock: c2, socket: s2 } = live({ random: () => 0.999 });
-  s2().serverClose(1006);
-  for (let i = 0; i < 9; i += 1) {
-    bounds.push(c2.nextDelay());
-    fireNext(c2);
-    s2().serverClose(1006);
+});
+
+test("the backoff bound doubles per failed attempt, up to maxMs", () => {
+  const { clock, socket } = live({ random: () => 0.999 });
+  const delays = [];
+  socket().serverClose(1006);
+  for (let attempt = 0; attempt < 9; attempt += 1) {
+    delays.push(clock.nextDelay());
+    fireNext(clock);
+    socket().serverClose(1006);
   }
-  assert.deepEqual(bounds, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000].map((b) => b * 0.999));
+  assert.deepEqual(delays, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000].map((bound) => bound * 0.999));
 });
 
 test("the backoff starts over after a connection that worked", () => {
