@@ -34,6 +34,9 @@ class ConditionIn(BaseModel):
     respiratory_rate: int | None = Field(None)
     spo2: int | None = Field(None)
     consciousness: Literal[tuple(Consciousness.values)]  # type: ignore[valid-type]
+    pre_ktas: int | None = Field(
+        None, ge=1, le=5, description="Pre-KTAS level: 1 resuscitation … 5 non-urgent."
+    )
     chief_complaint: str = Field(min_length=1, max_length=200)
     suspected_category: int | None = Field(None, ge=1, le=27, description="Severe-illness category")
     note: str = Field("", max_length=1000, description="No names or identifiers.")
