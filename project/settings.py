@@ -68,6 +68,10 @@ RESERVATION_REMIND_AFTER_SECONDS = env.int("RESERVATION_REMIND_AFTER_SECONDS", d
 RESERVATION_HOLD_SECONDS = env.int("RESERVATION_HOLD_SECONDS", default=30 * 60)
 RESERVATION_SWEEP_SECONDS = env.float("RESERVATION_SWEEP_SECONDS", default=5.0)
 RESERVATION_ETA_KMH = env.float("RESERVATION_ETA_KMH", default=40.0)
+# How long the answer to a request sent with an Idempotency-Key is remembered (at least; a beat
+# task deletes older ones every IDEMPOTENCY_FORGET_SECONDS).
+IDEMPOTENCY_KEY_SECONDS = env.int("IDEMPOTENCY_KEY_SECONDS", default=24 * 3600)
+IDEMPOTENCY_FORGET_SECONDS = 15 * 60.0
 
 # A region whose polls have not succeeded for this long is marked stale (beds.stale).
 INGEST_STALE_AFTER_SECONDS = env.float("INGEST_STALE_AFTER_SECONDS", default=15 * 60.0)
@@ -174,6 +178,10 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-reservations": {
         "task": "reservations.sweep",
         "schedule": RESERVATION_SWEEP_SECONDS,
+    },
+    "forget-idempotency-keys": {
+        "task": "idempotency.forget",
+        "schedule": IDEMPOTENCY_FORGET_SECONDS,
     },
     "sync-institutions": {
         "task": "ingestion.sync_institutions",
