@@ -252,6 +252,8 @@ def test_korean_by_default_and_english_on_request(api: Client) -> None:
     korean = api.get("/login/")
     assert '<html lang="ko">' in _text(korean)
     assert "비밀번호" in _text(korean)
+    assert '<span aria-hidden="true">✓ </span>한국어' in _text(korean)
+    assert re.search(r'value="en"[^>]*>\s*English\s*</button>', _text(korean))  # its own name
     switched = api.post("/i18n/setlang/", {"language": "en", "next": "/login/"})
     assert switched.status_code == 302
     assert switched["Location"] == "/login/"
