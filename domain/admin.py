@@ -2,11 +2,13 @@
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.http import HttpRequest
 
 from domain.models import (
     ERAnnouncement,
     ERStatus,
     Hospital,
+    IdempotentRequest,
     PatientCondition,
     Reservation,
     SevereIllnessAcceptance,
@@ -43,6 +45,22 @@ class ReservationAdmin(admin.ModelAdmin):
     list_display = ("id", "crew", "hospital", "status", "created_at")
     list_filter = ("status",)
     raw_id_fields = ("crew", "hospital", "condition", "decided_by")
+
+
+@admin.register(IdempotentRequest)
+class IdempotentRequestAdmin(admin.ModelAdmin):
+    """Read-only: a remembered answer is evidence of what a client was told."""
+
+    list_display = ("user", "key", "operation", "status_code", "created_at")
+    list_filter = ("operation", "status_code")
+    search_fields = ("key", "user__username")
+    raw_id_fields = ("user",)
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 admin.site.register([PatientCondition, SevereIllnessAcceptance, ERAnnouncement])

@@ -53,6 +53,13 @@ class Conflict(ApplicationError):
     code = "conflict"
 
 
+class Unprocessable(ApplicationError):
+    """Well-formed, but it cannot be processed as sent (e.g. an idempotency key reused for a
+    different request)."""
+
+    code = "unprocessable"
+
+
 class ErrorCode(StrEnum):
     """The stable ``code`` of every specific failure the services raise (the classes above
     give the general ones). Documented in docs/api.md and docs/protocol.md; tests use these."""
@@ -72,3 +79,5 @@ class ErrorCode(StrEnum):
     RESERVATION_NOT_FOUND = "reservation_not_found"
     RESERVATION_NOT_PENDING = "reservation_not_pending"
     RESERVATION_NOT_APPROVED = "reservation_not_approved"
+    INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from domain.services.idempotency import idempotent_requests_forget
 from domain.services.reservations import reservations_sweep
 
 
@@ -9,3 +10,9 @@ from domain.services.reservations import reservations_sweep
 def sweep_reservations() -> dict[str, int]:
     """Expire, re-alert and release bed holds that are due (runs every few seconds)."""
     return reservations_sweep()
+
+
+@shared_task(name="idempotency.forget")
+def forget_idempotency_keys() -> int:
+    """Delete remembered Idempotency-Key answers past their retention (runs every 15 min)."""
+    return idempotent_requests_forget()

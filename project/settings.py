@@ -68,6 +68,10 @@ RESERVATION_REMIND_AFTER_SECONDS = env.int("RESERVATION_REMIND_AFTER_SECONDS", d
 RESERVATION_HOLD_SECONDS = env.int("RESERVATION_HOLD_SECONDS", default=30 * 60)
 RESERVATION_SWEEP_SECONDS = env.float("RESERVATION_SWEEP_SECONDS", default=5.0)
 RESERVATION_ETA_KMH = env.float("RESERVATION_ETA_KMH", default=40.0)
+# How long the answer to a request sent with an Idempotency-Key is remembered (at least; a beat
+# task deletes older ones every IDEMPOTENCY_FORGET_SECONDS).
+IDEMPOTENCY_KEY_SECONDS = env.int("IDEMPOTENCY_KEY_SECONDS", default=24 * 3600)
+IDEMPOTENCY_FORGET_SECONDS = 15 * 60.0
 
 # A region whose polls have not succeeded for this long is marked stale (beds.stale).
 INGEST_STALE_AFTER_SECONDS = env.float("INGEST_STALE_AFTER_SECONDS", default=15 * 60.0)
@@ -90,7 +94,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from the process (daphne), before anything that needs a session:
+    # WhiteNoise (frontend.middleware says why the subclass).
+    "frontend.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The pages' language: the user's choice (/i18n/setlang/ sets a cookie), else the browser's
+    # Accept-Language, else LANGUAGE_CODE (Korean).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -150,13 +160,39 @@ AUTH_PASSWORD_VALIDATORS = [
 # JSON bodies are small (sign-up, reservations); anything larger is refused with a 400.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024)
 
-LANGUAGE_CODE = "en-us"
+# Korean first, English available. Template strings are written in Korean (the msgids) and
+# translated to English in frontend/locale/en (compiled .mo committed beside the .po).
+LANGUAGE_CODE = "ko"
+LANGUAGES = [("ko", "한국어"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "frontend" / "locale"]
 TIME_ZONE = "Asia/Seoul"
 USE_I18N = True
 USE_TZ = True
 
+# Static files: `manage.py collectstatic` copies every app's static files (the pages' bundle in
+# frontend/static/frontend/dist/ once `npm run build` made it, the admin's, /api/docs' Swagger
+# UI) into STATIC_ROOT, and WhiteNoise serves them. In production they are content-hashed and
+# compressed (frontend.storage.StaticStorage: a file missing from the build is linked unhashed
+# rather than failing the page). With DEBUG, files are served unhashed straight from the apps'
+# static directories (WhiteNoise's finders, re-read on each request), so a rebuild shows at once
+# without collectstatic.
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "frontend.storage.StaticStorage"
+    },
+}
+
+# The map of the pages: with no tile server configured they draw the built-in Korea outline
+# only (nothing is fetched from outside). A URL template such as
+# https://tile.example.org/{z}/{x}/{y}.png adds real tiles; the attribution its licence asks
+# for is shown on the map.
+MAP_TILE_URL = env.str("MAP_TILE_URL", default="")
+MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="")
 
 # No Channels channel layer: events fan out through realtime.hub (Redis pub/sub + Streams), see
 # docs/realtime.md for why.
@@ -174,6 +210,10 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-reservations": {
         "task": "reservations.sweep",
         "schedule": RESERVATION_SWEEP_SECONDS,
+    },
+    "forget-idempotency-keys": {
+        "task": "idempotency.forget",
+        "schedule": IDEMPOTENCY_FORGET_SECONDS,
     },
     "sync-institutions": {
         "task": "ingestion.sync_institutions",

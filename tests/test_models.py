@@ -69,6 +69,8 @@ def test_hpid_is_unique() -> None:
         ("temperature", Decimal("24.9")),
         ("respiratory_rate", 81),
         ("spo2", 101),
+        ("pre_ktas", 0),
+        ("pre_ktas", 6),
     ],
 )
 def test_vital_signs_outside_clinical_ranges_are_refused(field: str, value: object) -> None:

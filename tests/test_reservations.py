@@ -13,6 +13,7 @@ from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from domain.errors import Conflict, ErrorCode
 from domain.models import Reservation, ReservationEvent, ReservationStatus, Role, User
+from domain.selectors.reservations import reservations_open_snapshot
 from domain.services.reservations import reservation_approve, reservations_sweep
 from tests.conftest import StreamEvents, bearer
 from tests.factories import ERStatusFactory, HospitalFactory, UserFactory
@@ -269,6 +270,8 @@ def test_lists_are_scoped(api: Client, world: World) -> None:
         ({"condition": {**CONDITION, "systolic_bp": 80, "diastolic_bp": 120}}, "__all__"),
         ({"condition": {**CONDITION, "spo2": 101}}, "spo2"),
         ({"condition": {**CONDITION, "consciousness": "sleepy"}}, "condition.consciousness"),
+        ({"condition": {**CONDITION, "pre_ktas": 0}}, "condition.pre_ktas"),
+        ({"condition": {**CONDITION, "pre_ktas": 6}}, "condition.pre_ktas"),
         ({"latitude": 91}, "latitude"),
     ],
 )
@@ -279,6 +282,29 @@ def test_request_validation(api: Client, world: World, change: Json, field: str)
     assert response.status_code == 400, response.content
     assert field in response.json()["error"]["fields"], response.json()
     assert not Reservation.objects.exists()
+
+
+@pytest.mark.parametrize("level", [1, 2, 3, 4, 5, None])
+def test_pre_ktas_levels_reach_the_er(
+    api: Client,
+    world: World,
+    level: int | None,
+    stream_events: StreamEvents,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
+    """Each Pre-KTAS level 1–5, or none, is stored and carried by the answer, the event and the
+    hospital's snapshot."""
+    with django_capture_on_commit_callbacks(execute=True):
+        [created] = _request(
+            api, world.crew, ["HOSPA001"], condition={**CONDITION, "pre_ktas": level}
+        )
+    assert created["condition"]["pre_ktas"] == level
+    [event] = stream_events("hospital.HOSPA001")
+    assert event["data"]["condition"]["pre_ktas"] == level
+    [open_one] = reservations_open_snapshot(hpid="HOSPA001")
+    assert open_one["condition"]["pre_ktas"] == level
+    detail = api.get(f"/api/reservations/{created['id']}", **bearer(world.staff_a)).json()
+    assert detail["condition"]["pre_ktas"] == level
 
 
 def test_reminder_and_expiry_on_a_controlled_clock(

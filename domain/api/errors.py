@@ -18,6 +18,7 @@ from domain.errors import (
     Conflict,
     NotFound,
     PermissionDenied,
+    Unprocessable,
     ValidationFailed,
 )
 
@@ -27,6 +28,7 @@ STATUS_BY_ERROR: dict[type[ApplicationError], int] = {
     PermissionDenied: 403,
     NotFound: 404,
     Conflict: 409,
+    Unprocessable: 422,
 }
 _CODE_BY_STATUS = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found"}
 

@@ -2,8 +2,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema, Status
+from django.http import HttpRequest, HttpResponse
+from ninja import Field, HeaderEx, P, Query, Router, Schema, Status
 from pydantic import BaseModel
 
 from domain.api.schemas import ErrorOut, Paging, page_of
@@ -16,9 +16,11 @@ from domain.selectors.reservations import (
     reservation_summary,
 )
 from domain.services import reservations as service
+from domain.services.idempotency import Answer, idempotent_request_run
 
 router = Router(tags=["reservations"], auth=access_token_auth)
 _ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+_CREATE_ERRORS = {**_ERRORS, 422: ErrorOut}
 
 
 class ConditionIn(BaseModel):
@@ -34,6 +36,9 @@ class ConditionIn(BaseModel):
     respiratory_rate: int | None = Field(None)
     spo2: int | None = Field(None)
     consciousness: Literal[tuple(Consciousness.values)]  # type: ignore[valid-type]
+    pre_ktas: int | None = Field(
+        None, ge=1, le=5, description="Pre-KTAS level: 1 resuscitation … 5 non-urgent."
+    )
     chief_complaint: str = Field(min_length=1, max_length=200)
     suspected_category: int | None = Field(None, ge=1, le=27, description="Severe-illness category")
     note: str = Field("", max_length=1000, description="No names or identifiers.")
@@ -101,17 +106,45 @@ def _user(request: HttpRequest) -> User:
     return user
 
 
-@router.post("", response={201: list[ReservationOut], **_ERRORS})
-def create(request: HttpRequest, payload: RequestIn) -> Status[list[dict[str, Any]]]:
+@router.post("", response={201: list[ReservationOut], **_CREATE_ERRORS})
+def create(
+    request: HttpRequest,
+    payload: RequestIn,
+    response: HttpResponse,
+    idempotency_key: HeaderEx[
+        str | None,
+        P(
+            alias="Idempotency-Key",
+            description="Optional: a retry with the same key returns the first answer and "
+            "creates nothing (docs/api.md § Idempotency-Key).",
+        ),
+    ] = None,
+) -> Status[Any]:
     """A crew sends the patient's condition to one to three hospitals at once."""
-    created = service.reservation_request(
-        crew=_user(request),
-        condition=payload.condition.model_dump(),
-        hpids=payload.hospitals,
-        latitude=payload.latitude,
-        longitude=payload.longitude,
-    )
-    return Status(201, [reservation_summary(r) for r in created])
+
+    def run() -> Answer:
+        created = service.reservation_request(
+            crew=_user(request),
+            condition=payload.condition.model_dump(),
+            hpids=payload.hospitals,
+            latitude=payload.latitude,
+            longitude=payload.longitude,
+        )
+        body = [ReservationOut(**reservation_summary(r)).model_dump(mode="json") for r in created]
+        return Answer(status=201, body=body)
+
+    if idempotency_key is None:
+        answer = run()
+    else:
+        answer = idempotent_request_run(
+            user=_user(request),
+            key=idempotency_key,
+            operation="reservation_request",
+            body=payload.model_dump(mode="json"),
+            run=run,
+        )
+        response["Idempotent-Replayed"] = "true" if answer.replayed else "false"
+    return Status(answer.status, answer.body)
 
 
 @router.get("", response={200: ReservationPage, **_ERRORS})

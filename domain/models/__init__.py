@@ -11,6 +11,7 @@ from .hospitals import (
     RegionFreshness,
     SevereIllnessAcceptance,
 )
+from .idempotency import IdempotentRequest
 from .reservations import DeclineReason, Reservation, ReservationEvent, ReservationStatus
 from .users import Approval, RefreshToken, Role, User
 
@@ -24,6 +25,7 @@ __all__ = [
     "ERStatus",
     "EmergencyClass",
     "Hospital",
+    "IdempotentRequest",
     "PatientCondition",
     "RefreshToken",
     "RegionFreshness",

@@ -14,6 +14,9 @@ CLINICAL_RANGES: dict[str, tuple[int | Decimal, int | Decimal]] = {
     "temperature": (Decimal("25.0"), Decimal("45.0")),
     "respiratory_rate": (0, 80),
     "spo2": (0, 100),
+    # Pre-KTAS, the Korean prehospital triage scale 119 crews record: 1 (resuscitation) to 5
+    # (non-urgent).
+    "pre_ktas": (1, 5),
 }
 
 
@@ -96,6 +99,12 @@ class PatientCondition(models.Model):
         null=True, blank=True, validators=_range_validators("spo2"), help_text="%"
     )
     consciousness = models.CharField(max_length=16, choices=Consciousness.choices)
+    pre_ktas = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=_range_validators("pre_ktas"),
+        help_text="Pre-KTAS level: 1 resuscitation … 5 non-urgent.",
+    )
     chief_complaint = models.CharField(max_length=200)
     suspected_category = models.PositiveSmallIntegerField(
         null=True, blank=True, choices=SUSPECTED_CATEGORY_CHOICES

@@ -19,6 +19,7 @@ CONDITION_FIELDS = (
     "respiratory_rate",
     "spo2",
     "consciousness",
+    "pre_ktas",
     "chief_complaint",
     "suspected_category",
     "note",
