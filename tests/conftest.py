@@ -18,6 +18,7 @@ from django.test import Client
 
 from domain.models import Role, User
 from domain.services.tokens import access_token_issue
+from ingestion.simulator import SimulatorServer
 from realtime.publishing import history_key
 from tests.factories import HospitalFactory, UserFactory
 from tests.polling import wait_for
@@ -173,6 +174,42 @@ def run_server(log_dir: Path, *command: str) -> Iterator[DaphneServer]:
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def run_celery_worker(log_dir: Path, simulator: SimulatorServer, **env: str) -> Iterator[None]:
+    """A real Celery worker process on the test database and Redis, polling ``simulator``
+    (its service key ``e2e-key``); ``env`` adds settings. Yields once it is ready."""
+    log = log_dir / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "project", "worker", "-P", "solo", "-l", "INFO"],
+            env={
+                **server_env(),
+                "UPSTREAM_BASE_URL": simulator.api_url,
+                "UPSTREAM_SERVICE_KEY": "e2e-key",
+                "UPSTREAM_TIMEOUT_SECONDS": "1",
+                "UPSTREAM_DAILY_CALL_BUDGET": "1000000",
+                **env,
+            },
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=settings.BASE_DIR,
+        )
+
+        def ready() -> bool:
+            assert worker.poll() is None, f"the worker exited:\n{log.read_text()}"
+            return b"ready." in log.read_bytes()
+
+        try:
+            try:
+                wait_for(ready, "the Celery worker to be ready", timeout=30)
+            except AssertionError as slow:
+                raise AssertionError(f"{slow}\n{log.read_text()}") from None
+            yield
+        finally:
+            worker.terminate()
+            worker.wait(timeout=20)
 
 
 def _run_daphne(log_dir: Path) -> contextlib.AbstractContextManager[DaphneServer]:

@@ -3,9 +3,6 @@ MariaDB → the publishing path → a websocket client on a real daphne server."
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,7 +19,7 @@ from domain.services.tokens import access_token_issue
 from ingestion.metrics import read_ingestion_metrics
 from ingestion.simulator import SimulatorServer, running_simulator
 from ingestion.tasks import poll_region_beds
-from tests.conftest import DaphneServer
+from tests.conftest import DaphneServer, run_celery_worker
 from tests.factories import UserFactory
 from tests.polling import wait_for
 from tests.ws import WsClient
@@ -58,42 +55,9 @@ def celery_worker(
     django_db_setup: None, simulator: SimulatorServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[None]:
     """A real worker process on the test database, polling the simulator."""
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"mysql://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:"
-        f"{db['PORT'] or 3306}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "UPSTREAM_BASE_URL": simulator.api_url,
-        "UPSTREAM_SERVICE_KEY": "e2e-key",
-        "UPSTREAM_TIMEOUT_SECONDS": "1",
-        "UPSTREAM_DAILY_CALL_BUDGET": "1000000",
-        "INGEST_STALE_AFTER_SECONDS": str(STALE_AFTER),
-        "DEBUG": "false",
-    }
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "project", "worker", "-P", "solo", "-l", "INFO"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=settings.BASE_DIR,
-        )
-
-        def ready() -> bool:
-            assert worker.poll() is None, "the worker exited"
-            return b"ready." in log.read_bytes()
-
-        try:
-            try:
-                wait_for(ready, "the Celery worker to be ready", timeout=30)
-            except AssertionError as slow:
-                raise AssertionError(f"{slow}\n{log.read_text()}") from None
-            yield
-        finally:
-            worker.terminate()
-            worker.wait(timeout=20)
+    stale_after = {"INGEST_STALE_AFTER_SECONDS": str(STALE_AFTER)}
+    with run_celery_worker(tmp_path_factory.mktemp("worker"), simulator, **stale_after):
+        yield
 
 
 def _control(server: SimulatorServer, method: str, path: str, body: object = None) -> object:
