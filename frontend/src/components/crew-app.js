@@ -269,7 +269,11 @@ export class CrewApp extends LightElement {
     navigator.vibrate?.(pattern);
   }
 
+  /** Show a notice; a less important one does not hide a decision shown moments ago. */
   _say(kind, text) {
+    const rank = { info: 0, warning: 1, success: 2, error: 2 };
+    const current = this._notice;
+    if (current && rank[current.kind] > rank[kind] && Date.now() - current.at < NOTICE_MS / 2) return;
     clearTimeout(this._noticeTimer);
     this._notice = { kind, text, at: Date.now() };
     this._noticeTimer = setTimeout(() => (this._notice = null), NOTICE_MS);

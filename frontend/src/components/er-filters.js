@@ -39,17 +39,6 @@ export class ErFilters extends LightElement {
         <input type="search" data-testid="filter-query" .value=${f.query} placeholder=${t("filters.query_placeholder")}
             autocomplete="off" @input=${(e) => this._set({ query: e.target.value })}>
       </label>
-      <fieldset class="field field--equipment">
-        <legend class="field__label">${t("filters.equipment")}</legend>
-        <div class="chips">
-          ${EQUIPMENT.map((name) => {
-            const on = f.equipment.includes(name);
-            return html`<button type="button" class="chip ${on ? "is-on" : ""}" aria-pressed=${on ? "true" : "false"}
-                data-testid=${`filter-equipment-${name}`} @click=${() => this._toggleEquipment(name)}>
-              ${on ? icon("check") : ""}${t(`equipment.${name}`)}</button>`;
-          })}
-        </div>
-      </fieldset>
       <label class="field">
         <span class="field__label">${t("filters.category")}</span>
         <select data-testid="filter-category" @change=${(e) => this._set({ category: e.target.value ? Number(e.target.value) : null })}>
@@ -71,6 +60,17 @@ export class ErFilters extends LightElement {
           ${SORTS.map((s) => html`<option value=${s} ?selected=${f.sort === s}>${t(`filters.sort_${s}`)}</option>`)}
         </select>
       </label>
+      <fieldset class="field field--equipment">
+        <legend class="field__label">${t("filters.equipment")}</legend>
+        <div class="chips">
+          ${EQUIPMENT.map((name) => {
+            const on = f.equipment.includes(name);
+            return html`<button type="button" class="chip ${on ? "is-on" : ""}" aria-pressed=${on ? "true" : "false"}
+                data-testid=${`filter-equipment-${name}`} @click=${() => this._toggleEquipment(name)}>
+              ${on ? icon("check") : ""}${t(`equipment.${name}`)}</button>`;
+          })}
+        </div>
+      </fieldset>
     </form>`;
   }
 }

@@ -101,7 +101,7 @@ export class ErMap extends LightElement {
       if (existing && existing.key === key) continue;
       const icon = divIcon({
         className: "map-marker-wrap",
-        html: `<span class="map-marker map-marker--${kind} ${selected ? "is-selected" : ""} map-marker--age-${row.ageLevel}" data-testid="map-marker-${escapeHtml(row.hpid)}">${selected ? "✓ " : ""}${escapeHtml(label)}</span>`,
+        html: `<span class="map-marker map-marker--${kind} ${selected ? "is-selected" : ""} map-marker--age-${row.ageLevel}" data-testid="map-marker-${escapeHtml(row.hpid)}">${selected ? "✓ " : ""}${row.ageLevel === "very_old" || row.ageLevel === "stale" ? "⚠ " : ""}${escapeHtml(label)}</span>`,
         iconSize: null,
       });
       if (existing) {
