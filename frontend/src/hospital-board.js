@@ -298,8 +298,10 @@ export class HospitalBoard extends EventTarget {
     }
     const earlier = fields.get(field);
     const until = this.now() + FLASH_MS;
-    // Two changes within the flash keep the first old value: "6 → 4", not "5 → 4".
-    const from = earlier && earlier.until > this.now() ? earlier.old : old;
+    // Two changes within the flash keep the first old value ("6 → 4", not "5 → 4"), unless
+    // they cancel out: then the latest change shows ("1 → 0", not "0 → 0").
+    const first = earlier && earlier.until > this.now() ? earlier.old : old;
+    const from = first === value && field !== "acceptance" && field !== "announcements" ? old : first;
     fields.set(field, { old: from, new: value, until });
     this._scheduleFlashEnd();
   }

@@ -144,13 +144,13 @@ export class ErApp extends LightElement {
       <weer-connection-banner .connection=${this.connection} variant="er"></weer-connection-banner>
       ${this._notice ? html`<p class="toast toast--${this._notice.kind}" role="status" data-testid="er-notice">${icon("bell")}${this._notice.text}</p>` : nothing}
       <audio data-testid="alert-sound" preload="auto"></audio>
-      <main class="er__main">
+      <main class="er__main" ?inert=${waiting.length > 0}>
         <weer-request-queue .book=${this.book} .now=${serverNow} .busy=${this._busy} ?live=${live}></weer-request-queue>
         <weer-own-beds .board=${this.board} hpid=${this.user?.hpid ?? ""} ?old=${!live}></weer-own-beds>
       </main>
       <weer-incoming-alert .reservation=${waiting[0] ?? null} .count=${waiting.length} .now=${serverNow}
-          ?silenced=${alarm?.silenced ?? false} ?busy=${waiting[0] ? this._busy.has(waiting[0].id) : false}
-          @alarm-silence=${() => alarm?.silence(SILENCE_MS)}></weer-incoming-alert>
+          ?silenced=${alarm?.silenced ?? false} ?soundBlocked=${soundState === "blocked"} ?busy=${waiting[0] ? this._busy.has(waiting[0].id) : false}
+          @alarm-silence=${() => alarm?.silence(SILENCE_MS)} @sound-enable=${this._enableSound}></weer-incoming-alert>
     </div>`;
   }
 }

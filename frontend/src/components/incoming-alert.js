@@ -2,7 +2,8 @@
 // the patient summary large enough to read across the room. The alarm sounds until someone
 // acknowledges (silencing only pauses it; a reminder from the server re-alerts). The
 // acknowledge button takes the focus, so Enter or Space acknowledges from the keyboard.
-// Emits "request-acknowledge" ({id}) and "alarm-silence".
+// Emits "request-acknowledge" ({id}), "alarm-silence" and "sound-enable" (the browser blocked
+// the sound: the button is the user gesture that unlocks it).
 import { html, nothing } from "lit";
 
 import { t, formatCountdown, formatDistance } from "../i18n.js";
@@ -16,6 +17,7 @@ export class IncomingAlert extends LightElement {
     count: { type: Number },
     now: { attribute: false },
     silenced: { type: Boolean },
+    soundBlocked: { type: Boolean },
     busy: { type: Boolean },
   };
 
@@ -25,14 +27,19 @@ export class IncomingAlert extends LightElement {
     this.count = 0;
     this.now = Date.now();
     this.silenced = false;
+    this.soundBlocked = false;
     this.busy = false;
-    this._shownId = null;
+    this._shownKey = null;
   }
 
   updated() {
-    const id = this.reservation?.id ?? null;
-    if (id !== null && id !== this._shownId) this.querySelector("[data-testid='alert-acknowledge']")?.focus();
-    this._shownId = id;
+    // The alert is modal: a new request, a reminder, or focus lost (the silence button
+    // disables itself) puts the focus back on acknowledge.
+    const r = this.reservation;
+    const key = r ? `${r.id}|${r.reminded_at ?? ""}` : null;
+    const button = this.querySelector("[data-testid='alert-acknowledge']");
+    if (button && (key !== this._shownKey || !this.contains(document.activeElement) || document.activeElement?.disabled)) button.focus();
+    this._shownKey = key;
   }
 
   render() {
@@ -52,11 +59,19 @@ export class IncomingAlert extends LightElement {
         </p>
         ${patientSummary(r, { large: true })}
         <p class="countdown" data-testid="alert-expiry">${icon("hourglass")}${t("card.expires_in", { time: formatCountdown(Date.parse(r.expires_at) - this.now) })}</p>
+        ${this.soundBlocked
+          ? html`<p class="notice notice--warning">${icon("mute")}${t("sound.blocked")}
+              <button type="button" class="button button--primary" data-testid="alert-sound-enable" @click=${() => this.emit("sound-enable")}>
+                ${icon("sound")}${t("sound.enable")}</button></p>`
+          : nothing}
         <div class="actions actions--alert">
           <button type="button" class="button button--primary button--huge" data-testid="alert-acknowledge" ?disabled=${this.busy}
               @click=${() => this.emit("request-acknowledge", { id: r.id })}>${icon("eye")}${t("alert.acknowledge")}</button>
           <button type="button" class="button button--big" data-testid="alert-silence" ?disabled=${this.silenced}
-              @click=${() => this.emit("alarm-silence")}>${icon("mute")}${this.silenced ? t("alert.silenced") : t("alert.silence")}</button>
+              @click=${() => {
+                this.emit("alarm-silence");
+                this.querySelector("[data-testid='alert-acknowledge']")?.focus();
+              }}>${icon("mute")}${this.silenced ? t("alert.silenced") : t("alert.silence")}</button>
         </div>
       </div>
     </div>`;

@@ -93,7 +93,7 @@ export class RequestStatus extends LightElement {
   render() {
     const groups = this._groups();
     if (!groups.length && !this.queued.length) {
-      return html`<section class="requests" data-testid="request-panel"><p class="muted" data-testid="request-none">${t("request.none")}</p></section>`;
+      return html`<section class="requests requests--empty" data-testid="request-panel"><p class="muted" data-testid="request-none">${t("request.none")}</p></section>`;
     }
     return html`<section class="requests" data-testid="request-panel" aria-label=${t("request.title")}>
       <h2>${t("request.title")}</h2>
