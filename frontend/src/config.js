@@ -4,7 +4,7 @@
 const DEFAULTS = { ws_url: "/ws/", map_tile_url: null, lang: "ko", static: "/static/frontend/dist/" };
 
 function read() {
-  const element = document.getElementById("weer-config");
+  const element = globalThis.document?.getElementById("weer-config");
   if (!element) return { ...DEFAULTS };
   try {
     return { ...DEFAULTS, ...JSON.parse(element.textContent) };

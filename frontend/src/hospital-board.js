@@ -320,9 +320,9 @@ export class HospitalBoard extends EventTarget {
         if (!fields.size) this.flashes.delete(hpid);
       }
       this._changed();
-      if (next !== Infinity) this._flashTimer = setTimeout(tick, next - now + 20);
+      if (next !== Infinity) this._flashTimer = unref(setTimeout(tick, next - now + 20));
     };
-    this._flashTimer = setTimeout(tick, FLASH_MS + 20);
+    this._flashTimer = unref(setTimeout(tick, FLASH_MS + 20));
   }
 
   _changed() {
@@ -332,9 +332,15 @@ export class HospitalBoard extends EventTarget {
       this._pending = false;
       this.dispatchEvent(new Event("change"));
     };
-    if (typeof requestAnimationFrame === "function" && !document.hidden) requestAnimationFrame(fire);
+    if (typeof requestAnimationFrame === "function" && !globalThis.document?.hidden) requestAnimationFrame(fire);
     else setTimeout(fire, 0);
   }
+}
+
+/** Node (tests) must not wait for a flash to end; browsers' timers have no unref. */
+function unref(timer) {
+  timer?.unref?.();
+  return timer;
 }
 
 function signature(a) {

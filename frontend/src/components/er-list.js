@@ -1,5 +1,6 @@
 // The ranked, filtered ERs as rows (nearest first by default), PAGE rows at a time. The rows
-// shown ask the board for their acceptance and messages, which only the detail API has.
+// shown ask the board for their acceptance and messages, which only the detail API has (one
+// request per hospital, fetched once, then kept current by the stream's events).
 import { html, nothing } from "lit";
 import { repeat } from "lit/directives/repeat.js";
 
@@ -9,7 +10,6 @@ import { LightElement } from "./light-element.js";
 import "./er-row.js";
 
 const PAGE = 40;
-const DETAILS_FOR_FIRST = 20;
 
 export class ErList extends LightElement {
   static properties = {
@@ -32,7 +32,7 @@ export class ErList extends LightElement {
   }
 
   updated() {
-    if (!this.old) this.board?.ensureDetails(this.rows.slice(0, DETAILS_FOR_FIRST).map((r) => r.hpid));
+    if (!this.old) this.board?.ensureDetails(this.rows.slice(0, this._limit).map((r) => r.hpid));
   }
 
   /** Show rows down to this hpid (tests and the map use it to bring a row into the list). */

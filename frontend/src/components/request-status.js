@@ -135,7 +135,7 @@ export class RequestStatus extends LightElement {
 
   _row(r, newest) {
     const state = crewState(r);
-    const now = Date.now();
+    const now = this.book?.serverNow() ?? Date.now();
     const busy = this.busy.has(r.id);
     let detail = nothing;
     if (state === "sent" || state === "seen" || state === "unseen") {
