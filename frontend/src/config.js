@@ -1,7 +1,8 @@
 // The page's configuration, rendered by the Django view as
-// {{ page_config|json_script:"weer-config" }}: {ws_url, map_tile_url, lang, static}.
+// {{ page_config|json_script:"weer-config" }}: {ws_url, map_tile_url, map_tile_attribution,
+// lang, static}.
 
-const DEFAULTS = { ws_url: "/ws/", map_tile_url: null, lang: "ko", static: "/static/frontend/dist/" };
+const DEFAULTS = { ws_url: "/ws/", map_tile_url: null, map_tile_attribution: null, lang: "ko", static: "/static/frontend/dist/" };
 
 function read() {
   const element = globalThis.document?.getElementById("weer-config");

@@ -12,6 +12,7 @@ import { LiveConnection, SignedOut, Status } from "./protocol.js";
 import { ReservationBook } from "./reservation-book.js";
 import { keepSaved, loadSaved } from "./saved-state.js";
 import { registerServiceWorker } from "./sw-register.js";
+import "./components/connection-indicator.js";
 import "./components/crew-app.js";
 
 const SAVED_KEY = "crew.board";
@@ -25,6 +26,8 @@ async function main() {
 
   const connection = new LiveConnection({ url: websocketUrl(config.ws_url), tokens: auth });
   window.weerLive = connection;
+  const headerIndicator = document.getElementById("weer-connection");
+  if (headerIndicator) headerIndicator.connection = connection;
 
   const board = new HospitalBoard({ fetchDetail: (hpid) => api(`/api/hospitals/${encodeURIComponent(hpid)}`, { authenticated: false }) });
   const book = new ReservationBook({ fetchOne: (id) => api(`/api/reservations/${id}`) });
@@ -45,7 +48,7 @@ async function main() {
   });
 
   const app = document.createElement("weer-crew-app");
-  Object.assign(app, { connection, board, book, outbox, user });
+  Object.assign(app, { connection, board, book, outbox, user, headerIndicator: Boolean(headerIndicator) });
   const mount = document.getElementById("weer-app") ?? document.body;
   mount.replaceChildren(app);
 

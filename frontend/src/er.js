@@ -11,6 +11,7 @@ import { LiveConnection, Status } from "./protocol.js";
 import { ReservationBook } from "./reservation-book.js";
 import { registerServiceWorker } from "./sw-register.js";
 import { ScreenWakeLock } from "./wake-lock.js";
+import "./components/connection-indicator.js";
 import "./components/er-app.js";
 
 const HOSPITAL_KEY = "weer.er.hospital";
@@ -32,6 +33,8 @@ async function main() {
 
   const connection = new LiveConnection({ url: websocketUrl(config.ws_url), tokens: auth });
   window.weerLive = connection;
+  const headerIndicator = document.getElementById("weer-connection");
+  if (headerIndicator) headerIndicator.connection = connection;
 
   const book = new ReservationBook({ fetchOne: (id) => api(`/api/reservations/${id}`) });
   const board = new HospitalBoard({ fetchDetail: (hpid) => api(`/api/hospitals/${encodeURIComponent(hpid)}`, { authenticated: false }) });
@@ -44,7 +47,7 @@ async function main() {
   });
 
   const app = document.createElement("weer-er-app");
-  Object.assign(app, { connection, board, book, user, wakeLock, hospital: savedHospital(user.hpid) });
+  Object.assign(app, { connection, board, book, user, wakeLock, hospital: savedHospital(user.hpid), headerIndicator: Boolean(headerIndicator) });
   (document.getElementById("weer-app") ?? document.body).replaceChildren(app);
 
   // Its own region's bed stream, once we know the region (from the hospital's record; kept

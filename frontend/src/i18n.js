@@ -340,6 +340,8 @@ const ko = {
   "error.reservation_not_found": "요청을 찾을 수 없습니다.",
   "error.reservation_not_pending": "이 요청은 이미 처리되어 바꿀 수 없습니다.",
   "error.reservation_not_approved": "수용된 요청만 도착 처리할 수 있습니다.",
+  "error.invalid_idempotency_key": "요청 식별값이 올바르지 않습니다. 다시 작성하세요.",
+  "error.idempotency_key_reused": "같은 요청 식별값으로 다른 요청을 보냈습니다. 다시 작성하세요.",
 };
 
 const en = {
@@ -676,6 +678,8 @@ const en = {
   "error.reservation_not_found": "No such request.",
   "error.reservation_not_pending": "This request has already been dealt with.",
   "error.reservation_not_approved": "Only an approved request can be marked arrived.",
+  "error.invalid_idempotency_key": "The request's key is not valid. Please write it again.",
+  "error.idempotency_key_reused": "That key was already used for another request. Please write it again.",
 };
 
 const CATEGORIES_EN = {

@@ -26,7 +26,7 @@ export class ConnectionIndicator extends LightElement {
 
   connectedCallback() {
     super.connectedCallback();
-    this._timer = setInterval(() => this.requestUpdate(), 2000);
+    this._timer = setInterval(() => this.requestUpdate(), 1000);
   }
 
   disconnectedCallback() {

@@ -45,6 +45,7 @@ export class CrewApp extends LightElement {
     regions: { attribute: false },
     user: { attribute: false },
     profile: { attribute: false },
+    headerIndicator: { type: Boolean },
     _position: { state: true },
     _geoState: { state: true },
     _picking: { state: true },
@@ -67,6 +68,7 @@ export class CrewApp extends LightElement {
     this.regions = [];
     this.user = null;
     this.profile = null;
+    this.headerIndicator = false; // the site header (base.html) shows the connection and log-out
     this._position = readJson(POSITION_KEY, null);
     this._geoState = "idle";
     this._picking = false;
@@ -288,12 +290,13 @@ export class CrewApp extends LightElement {
     const chosen = this._selected.map((hpid) => rows.find((r) => r.hpid === hpid) ?? this._rowFor(hpid)).filter(Boolean);
     const names = new Map([...this.board.hospitals.values()].map((h) => [h.hpid, h.name]));
     return html`<div class="crew ${this._formOpen ? "has-drawer" : ""}" data-testid="crew-app">
-      <header class="topbar">
-        <h1 class="topbar__title">${icon("bed")}${t("crew.title")}</h1>
-        <weer-connection-indicator .connection=${this.connection}></weer-connection-indicator>
-        <span class="topbar__user muted" data-testid="crew-name">${[this.profile?.agency, this.profile?.crew_name].filter(Boolean).join(" · ")}</span>
-        <a class="button button--quiet" href="/logout/" data-testid="logout">${t("nav.logout")}</a>
-      </header>
+      ${this.headerIndicator
+        ? nothing
+        : html`<header class="topbar">
+            <h1 class="topbar__title">${icon("bed")}${t("crew.title")}</h1>
+            <weer-connection-indicator .connection=${this.connection}></weer-connection-indicator>
+            <a class="button button--quiet" href="/logout/" data-testid="logout">${t("nav.logout")}</a>
+          </header>`}
       <weer-connection-banner .connection=${this.connection} variant="crew"></weer-connection-banner>
       ${this.board.savedAt && !live
         ? html`<p class="notice notice--warning" data-testid="saved-values-note">${icon("history")}${t("crew.saved_values", { time: formatClock(this.board.savedAt) })}</p>`
@@ -304,12 +307,12 @@ export class CrewApp extends LightElement {
         : nothing}
       <audio data-testid="decision-sound" preload="auto"></audio>
 
-      <weer-position-picker class="crew__position" .position=${this._position} .regions=${this.regions} .centres=${sigunguCentres(this.board)}
+      <weer-position-picker class="crew__position" .position=${this._position} .crewName=${[this.profile?.agency, this.profile?.crew_name].filter(Boolean).join(" · ")} .regions=${this.regions} .centres=${sigunguCentres(this.board)}
           ?picking=${this._picking} .geoState=${this._geoState}
           @locate=${() => this._locate()} @pick-toggle=${() => (this._picking = !this._picking)}
           @position-change=${(e) => this._manualPosition(e.detail.position)}></weer-position-picker>
 
-      <main class="crew__main">
+      <div class="crew__main">
         <div class="crew__list">
           <weer-er-filters .filters=${this._filters} @filters-change=${(e) => this._setFilters(e.detail.filters)}></weer-er-filters>
           <weer-er-list .rows=${rows} .board=${this.board} .selected=${this._selected} .category=${this._filters.category} ?old=${old}
@@ -324,7 +327,7 @@ export class CrewApp extends LightElement {
               @outbox-discard=${(e) => this.outbox.discard(e.detail.key)}></weer-request-status>
           <weer-past-transports .refreshKey=${this._pastKey}></weer-past-transports>
         </div>
-      </main>
+      </div>
 
       <div class="selection-bar ${this._selected.length ? "is-active" : ""}" data-testid="selection-bar">
         <span>${t("selection.count", { n: this._selected.length, max: MAX_HOSPITALS_PER_REQUEST })}</span>

@@ -28,6 +28,7 @@ export class ErApp extends LightElement {
     hospital: { attribute: false },
     user: { attribute: false },
     wakeLock: { attribute: false },
+    headerIndicator: { type: Boolean },
     _now: { state: true },
     _busy: { state: true },
     _notice: { state: true },
@@ -41,6 +42,7 @@ export class ErApp extends LightElement {
     this.hospital = null;
     this.user = null;
     this.wakeLock = null;
+    this.headerIndicator = false; // the site header (base.html) shows the connection and log-out
     this._now = Date.now();
     this._busy = new Set();
     this._notice = null;
@@ -130,7 +132,7 @@ export class ErApp extends LightElement {
       <header class="topbar topbar--er">
         <h1 class="topbar__title" data-testid="hospital-name">${icon("screen")}${this.hospital?.name ?? this.user?.hpid ?? ""}</h1>
         <span class="topbar__clock" data-testid="clock">${formatClock(this._now)}</span>
-        <weer-connection-indicator .connection=${this.connection}></weer-connection-indicator>
+        ${this.headerIndicator ? nothing : html`<weer-connection-indicator .connection=${this.connection}></weer-connection-indicator>`}
         <span class="pill pill--${soundState}" data-testid="sound-state" data-state=${soundState}>
           ${icon(soundState === "enabled" ? "sound" : "mute")}${t(`sound.${soundState}`)}</span>
         ${soundState === "blocked"
@@ -139,15 +141,15 @@ export class ErApp extends LightElement {
           : nothing}
         <span class="pill pill--${this.wakeLock?.state ?? "unsupported"}" data-testid="wake-lock-state" data-state=${this.wakeLock?.state ?? "unsupported"}>
           ${icon("screen")}${t(`wake.${this.wakeLock?.state ?? "unsupported"}`)}</span>
-        <a class="button button--quiet" href="/logout/" data-testid="logout">${t("nav.logout")}</a>
+        ${this.headerIndicator ? nothing : html`<a class="button button--quiet" href="/logout/" data-testid="logout">${t("nav.logout")}</a>`}
       </header>
       <weer-connection-banner .connection=${this.connection} variant="er"></weer-connection-banner>
       ${this._notice ? html`<p class="toast toast--${this._notice.kind}" role="status" data-testid="er-notice">${icon("bell")}${this._notice.text}</p>` : nothing}
       <audio data-testid="alert-sound" preload="auto"></audio>
-      <main class="er__main" ?inert=${waiting.length > 0}>
+      <div class="er__main" ?inert=${waiting.length > 0}>
         <weer-request-queue .book=${this.book} .now=${serverNow} .busy=${this._busy} ?live=${live}></weer-request-queue>
         <weer-own-beds .board=${this.board} hpid=${this.user?.hpid ?? ""} ?old=${!live}></weer-own-beds>
-      </main>
+      </div>
       <weer-incoming-alert .reservation=${waiting[0] ?? null} .count=${waiting.length} .now=${serverNow}
           ?silenced=${alarm?.silenced ?? false} ?soundBlocked=${soundState === "blocked"} ?busy=${waiting[0] ? this._busy.has(waiting[0].id) : false}
           @alarm-silence=${() => alarm?.silence(SILENCE_MS)} @sound-enable=${this._enableSound}></weer-incoming-alert>

@@ -50,7 +50,7 @@ export class ErMap extends LightElement {
   firstUpdated() {
     const canvas = this.querySelector(".er-map__canvas");
     this._map = leafletMap(canvas, { center: KOREA_CENTRE, zoom: KOREA_ZOOM, zoomControl: true, attributionControl: Boolean(config.map_tile_url) });
-    if (config.map_tile_url) tileLayer(config.map_tile_url, { maxZoom: 19 }).addTo(this._map);
+    if (config.map_tile_url) tileLayer(config.map_tile_url, { maxZoom: 19, attribution: config.map_tile_attribution ?? "" }).addTo(this._map);
     this._outline = null;
     fetch(assetUrl("korea.json"))
       .then((r) => (r.ok ? r.json() : null))

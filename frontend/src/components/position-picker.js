@@ -15,6 +15,7 @@ export class PositionPicker extends LightElement {
     centres: { attribute: false },
     picking: { type: Boolean },
     geoState: { attribute: false },
+    crewName: { attribute: false },
     _region: { state: true },
   };
 
@@ -25,6 +26,7 @@ export class PositionPicker extends LightElement {
     this.centres = [];
     this.picking = false;
     this.geoState = "idle";
+    this.crewName = "";
     this._region = "";
   }
 
@@ -45,6 +47,7 @@ export class PositionPicker extends LightElement {
       : [...new Map(this.centres.map((c) => [c.region_code, { code: c.region_code, name: c.region_name }])).values()];
     const sigungus = this.centres.filter((c) => c.region_code === region);
     return html`<section class="position" data-testid="position" aria-label=${t("position.title")}>
+      ${this.crewName ? html`<span class="position__crew" data-testid="crew-name">${icon("bed")}${this.crewName}</span>` : nothing}
       <div class="position__now" data-testid="position-current" data-source=${p?.source ?? "none"}>
         ${icon("location")}
         ${p
@@ -62,14 +65,14 @@ export class PositionPicker extends LightElement {
           ${icon("pin")}${this.picking ? t("position.picking") : t("position.pick")}
         </button>
         <label class="field field--inline">
-          <span class="field__label">${t("position.region")}</span>
+          <span class="field__label visually-hidden">${t("position.region")}</span>
           <select data-testid="position-region" @change=${(e) => (this._region = e.target.value)}>
             <option value="" ?selected=${!region}>${t("position.region_choose")}</option>
             ${regions.map((r) => html`<option value=${r.code} ?selected=${r.code === region}>${regionName(r.code, r.name)}</option>`)}
           </select>
         </label>
         <label class="field field--inline">
-          <span class="field__label">${t("position.sigungu")}</span>
+          <span class="field__label visually-hidden">${t("position.sigungu")}</span>
           <select data-testid="position-sigungu" ?disabled=${!sigungus.length} @change=${this._chooseSigungu}>
             <option value="" selected>${t("position.sigungu_choose")}</option>
             ${sigungus.map((c) => html`<option value=${`${c.region_code}|${c.sigungu}`}>${c.sigungu}</option>`)}
