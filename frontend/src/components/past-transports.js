@@ -61,7 +61,7 @@ export class PastTransports extends LightElement {
             <thead><tr><th>${t("past.when")}</th><th>${t("past.hospital")}</th><th>${t("past.status")}</th><th>${t("past.patient")}</th></tr></thead>
             <tbody>${this._items.map((r) => {
               const state = crewState(r);
-              return html`<tr data-testid=${`past-${r.id}`} data-status=${state}>
+              return html`<tr data-testid=${`past-row-${r.id}`} data-status=${state}>
                 <td>${formatDateTime(Date.parse(r.created_at))}</td>
                 <td>${r.hospital_name}</td>
                 <td><span class="state state--${state}">${t(`request.state.${state}`)}</span>

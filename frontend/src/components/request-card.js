@@ -95,7 +95,7 @@ export class RequestCard extends LightElement {
     const state = erState(r);
     const open = state === "new" || state === "seen" || state === "approved";
     const remaining = Date.parse(r.expires_at) - this.now;
-    return html`<article class="request-card request-card--${state}" data-testid=${`request-${r.id}`} data-status=${r.status}
+    return html`<article class="request-card request-card--${state}" data-testid=${`request-card-${r.id}`} data-status=${r.status}
         data-state=${state} data-reservation-id=${r.id} aria-label=${t("card.label", { id: r.id })}>
       <header class="request-card__head">
         <span class="state state--${state}" data-testid="request-state">${icon(this._stateIcon(state))}${t(`card.state.${state}`)}</span>

@@ -56,7 +56,7 @@ export class RequestQueue extends LightElement {
         ? html`<details class="recent" data-testid="recent-closed">
             <summary class="button button--quiet">${icon("history")}${t("queue.recent", { n: older.length })}</summary>
             <ul>${older.map(
-              (r) => html`<li data-testid=${`recent-${r.id}`} data-status=${r.status}>
+              (r) => html`<li data-testid=${`recent-row-${r.id}`} data-status=${r.status}>
                 <span class="state state--${erState(r)}">${t(`card.closed.${erState(r)}`)}</span>
                 ${r.condition?.chief_complaint ?? ""} <span class="muted">${r.crew?.crew_name ?? ""} · ${formatClock(Date.parse(r.closed_at ?? r.decided_at ?? r.created_at))}</span>
               </li>`,
