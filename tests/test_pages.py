@@ -142,9 +142,11 @@ def test_empty_fields_are_named_next_to_the_field(api: Client) -> None:
 
 
 def test_logout_page_forgets_the_tokens(api: Client) -> None:
-    """The log-out page's script removes the stored pair and goes back to log in."""
+    """The log-out page's script removes what the pages stored (tokens, queued requests, the
+    last known state) and goes back to log in."""
     text = _text(api.get("/logout/"))
-    assert 'localStorage.removeItem("weer.auth")' in text
+    assert 'key.startsWith("weer.")' in text
+    assert 'indexedDB.deleteDatabase("weer")' in text
     assert 'location.replace("/login/")' in text
 
 
@@ -289,6 +291,24 @@ def test_the_compiled_catalogue_holds_every_message(api: Client) -> None:
     untranslated = [m for m in msgids if m and catalogue.gettext(m) == m]
     assert len(msgids) > 40
     assert not untranslated, untranslated
+
+
+def test_every_template_string_is_in_the_catalogue() -> None:
+    """Each {% translate "…" %} of the templates has an entry in the English catalogue."""
+    root = Path(settings.BASE_DIR) / "frontend"
+    po = (root / "locale" / "en" / "LC_MESSAGES" / "django.po").read_text()
+    known = {
+        "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', block)).replace('\\"', '"')
+        for block in re.findall(r'^msgid ((?:".*"\n)+)', po, re.M)
+    }
+    used = {
+        message
+        for template in (root / "templates").rglob("*.html")
+        for message in re.findall(r'\{% (?:translate|trans) "([^"]+)"', template.read_text())
+    }
+    missing = sorted(used - known)
+    assert len(used) > 20
+    assert not missing, missing
 
 
 # -- the page shells -------------------------------------------------------------------------
