@@ -1,0 +1,327 @@
+"""The ambulance tablet and the ER screen in real Chromium, against the real system: weer-serve
+(daphne), a Celery worker polling the upstream simulator, MariaDB and Redis, all started here.
+"""
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from playwright.sync_api import Browser, Page, Route, WebSocket, WebSocketRoute, expect
+from pytest_django import Settings
+
+from domain.models import ERStatus, Hospital, Reservation, ReservationStatus, Role, User
+from ingestion.simulator import SimulatorServer, running_simulator
+from tests.browser import (
+    System,
+    chromium,
+    collect_static,
+    control,
+    load_seoul,
+    open_page,
+    poll_through_the_worker,
+    signed_in,
+)
+from tests.conftest import run_celery_worker, run_server
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ONE_SECOND_MS = 1000
+
+
+@pytest.fixture(scope="module")
+def system(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    collect_static()
+    log_dir = tmp_path_factory.mktemp("browser-system")
+    with (
+        running_simulator(walk_interval=0, service_key="e2e-key") as (simulator, _),
+        run_celery_worker(log_dir, simulator),
+        run_server(log_dir, "-m", "realtime.serving.serve", "--processes", "1") as server,
+    ):
+        yield System(server, simulator)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _orm_beside_playwright() -> Iterator[None]:
+    """Playwright's sync API runs an event loop in this thread, which makes Django refuse ORM
+    calls here as if they came from async code; they do not (nothing else runs on that loop),
+    so this module allows them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as browser:
+        yield browser
+
+
+@dataclass(frozen=True)
+class Seoul:
+    """This test's data: Seoul loaded from the upstream, a crew and the staff of two ERs."""
+
+    a: Hospital
+    b: Hospital
+    crew: User
+    staff_a: User
+    staff_b: User
+
+
+@pytest.fixture
+def seoul(system: System, settings: Settings) -> Seoul:
+    settings.UPSTREAM_BASE_URL = system.simulator.api_url
+    settings.UPSTREAM_SERVICE_KEY = "e2e-key"
+    hospitals = load_seoul()
+    assert len(hospitals) > 10
+    a, b = hospitals[0], hospitals[1]
+    return Seoul(
+        a=a,
+        b=b,
+        crew=UserFactory(role=Role.AMBULANCE, agency="종로소방서", crew_name="종로 119 구급대 1"),
+        staff_a=UserFactory(role=Role.HOSPITAL, hospital=a),
+        staff_b=UserFactory(role=Role.HOSPITAL, hospital=b),
+    )
+
+
+def _position(hospital: Hospital) -> tuple[float, float]:
+    assert hospital.latitude is not None
+    assert hospital.longitude is not None
+    return hospital.latitude, hospital.longitude
+
+
+def _crew_page(
+    browser: Browser, system: System, seoul: Seoul, access_lifetime: timedelta | None = None
+) -> Page:
+    """The crew's tablet standing at hospital A (so A and B are among the nearest rows)."""
+    context = signed_in(
+        browser, seoul.crew, position=_position(seoul.a), access_lifetime=access_lifetime
+    )
+    page = open_page(context, system.server, "/crew/")
+    page.get_by_test_id("position-locate").click()
+    expect(page.get_by_test_id(f"er-row-{seoul.a.hpid}")).to_be_visible()
+    return page
+
+
+def _er_general(hpid: str) -> int:
+    value = ERStatus.objects.get(hospital__hpid=hpid).values()["er_general"]
+    assert isinstance(value, int)
+    return value
+
+
+def _change_beds_upstream(simulator: SimulatorServer, hpid: str) -> int:
+    """Set a new ER bed count for ``hpid`` at the upstream and have the worker poll it."""
+    new = _er_general(hpid) + 7
+    control(simulator, "PUT", f"hospitals/{hpid}", {"values": {"hvec": new}})
+    poll_through_the_worker()
+    return new
+
+
+def test_a_bed_change_upstream_is_highlighted_on_the_tablet_within_a_second(
+    browser: Browser, system: System, seoul: Seoul
+) -> None:
+    """A value set at the upstream flashes old → new on the crew's row within 1 s of the poll
+    that picked it up."""
+    page = _crew_page(browser, system, seoul)
+    cell = page.get_by_test_id(f"er-row-{seoul.a.hpid}").get_by_test_id("er-general")
+    old = _er_general(seoul.a.hpid)
+    expect(cell).to_have_attribute("data-value", str(old))
+    new = _change_beds_upstream(system.simulator, seoul.a.hpid)
+    expect(cell).to_have_attribute("data-flash", "on", timeout=ONE_SECOND_MS)
+    expect(cell).to_have_attribute("data-value", str(new))
+    expect(cell).to_contain_text(f"{old}")
+    expect(cell).to_contain_text(f"{new}")
+
+
+def _request_both(page: Page, seoul: Seoul) -> None:
+    """The crew picks ERs A and B and sends them the patient's condition."""
+    for hospital in (seoul.a, seoul.b):
+        page.get_by_test_id(f"er-row-{hospital.hpid}").get_by_test_id("select-er").click()
+    page.get_by_test_id("open-form").click()
+    form = page.get_by_test_id("reservation-form")
+    form.get_by_test_id("form-sex-male").click()
+    form.get_by_test_id("form-age-70_79").click()
+    form.get_by_test_id("form-pre-ktas-2").click()
+    form.get_by_test_id("form-consciousness-verbal").click()
+    form.get_by_test_id("form-systolic_bp").fill("90")
+    form.get_by_test_id("form-pulse").fill("120")
+    form.get_by_test_id("form-spo2").fill("91")
+    form.get_by_test_id("form-chief_complaint").fill("갑작스러운 우측 편마비, 40분 전 발생")
+    form.get_by_test_id("form-submit").click()
+
+
+def _sound_playing(page: Page) -> bool:
+    return bool(page.get_by_test_id("alert-sound").evaluate("audio => !audio.paused"))
+
+
+def test_a_request_alerts_both_ers_and_the_decision_reaches_the_crew(
+    browser: Browser, system: System, seoul: Seoul
+) -> None:
+    """Sent to two ERs: each screen alerts within 1 s with its alarm sounding; A acknowledges
+    (the crew sees "seen") and approves (the crew sees it within 1 s), and B's card shows the
+    request withdrawn."""
+    screens = {
+        hospital.hpid: open_page(
+            signed_in(browser, staff, viewport={"width": 1920, "height": 1080}),
+            system.server,
+            "/er/",
+        )
+        for hospital, staff in ((seoul.a, seoul.staff_a), (seoul.b, seoul.staff_b))
+    }
+    crew = _crew_page(browser, system, seoul)
+    _request_both(crew, seoul)
+    sent_at = time.monotonic()
+    for screen in screens.values():
+        left_ms = ONE_SECOND_MS - (time.monotonic() - sent_at) * 1000
+        expect(screen.get_by_test_id("alert")).to_be_visible(timeout=max(left_ms, 1))
+    for screen in screens.values():
+        assert _sound_playing(screen)
+    screen_a, screen_b = screens[seoul.a.hpid], screens[seoul.b.hpid]
+    status_a = crew.get_by_test_id(f"request-status-{seoul.a.hpid}")
+    expect(status_a).to_have_attribute("data-status", "sent")
+
+    screen_a.get_by_test_id("alert-acknowledge").click()
+    expect(status_a).to_have_attribute("data-status", "seen")
+    assert not _sound_playing(screen_a)
+    card_a = screen_a.locator("[data-testid^='request-card-']")
+    card_a.get_by_test_id("request-approve").click()
+    expect(status_a).to_have_attribute("data-status", "approved", timeout=ONE_SECOND_MS)
+
+    reservation_b = Reservation.objects.get(hospital=seoul.b)
+    assert reservation_b.status == ReservationStatus.WITHDRAWN
+    card_b = screen_b.get_by_test_id(f"request-card-{reservation_b.pk}")
+    expect(card_b).to_have_attribute("data-status", "withdrawn")  # shown a while, with why
+    expect(card_b.get_by_test_id("request-closed-reason")).to_be_visible()
+    expect(card_b.get_by_test_id("request-approve")).to_have_count(0)
+
+
+class SocketSwitch:
+    """Routes the page's websocket through the test, which can drop it and keep it down."""
+
+    def __init__(self, page: Page) -> None:
+        self.down = False
+        self.routes: list[WebSocketRoute] = []
+        self.sent: list[str] = []  # what the page sent to the server, in order
+        self.received: list[str] = []  # what the server sent to the page, in order
+        page.route_web_socket("**/ws/**", self._connect)
+
+    def _connect(self, route: WebSocketRoute) -> None:
+        if self.down:  # the tunnel: the handshake gets nowhere
+            route.close(code=1001, reason="tunnel")
+            return
+        server = route.connect_to_server()
+        route.on_message(lambda message: self._to_server(server, message))
+        server.on_message(lambda message: self._to_page(route, message))
+        self.routes.append(route)
+
+    def _to_server(self, server: WebSocketRoute, message: str | bytes) -> None:
+        self.sent.append(message if isinstance(message, str) else message.decode())
+        server.send(message)
+
+    def _to_page(self, route: WebSocketRoute, message: str | bytes) -> None:
+        self.received.append(message if isinstance(message, str) else message.decode())
+        route.send(message)
+
+    def drop(self) -> None:
+        """Cut the current socket and refuse new ones until ``restore``."""
+        self.down = True
+        for route in self.routes:
+            route.close(code=1001, reason="tunnel")
+        self.routes.clear()
+
+    def restore(self) -> None:
+        self.down = False
+
+
+def test_a_dropped_socket_resumes_and_misses_nothing(
+    browser: Browser, system: System, seoul: Seoul
+) -> None:
+    """While the tablet's socket is down the page says so; a bed change made meanwhile arrives
+    after the reconnect without a reload, resumed with since (no snapshot), with no seq gap."""
+    context = signed_in(browser, seoul.crew, position=_position(seoul.a))
+    page = context.new_page()
+    switch = SocketSwitch(page)
+    page.goto(f"{system.server.http_url}/crew/")
+    page.wait_for_function("() => window.weerLive && window.weerLive.status === 'live'")
+    page.get_by_test_id("position-locate").click()
+    before = page.evaluate("() => window.weerLive.lastSeq['beds.all']")
+
+    switch.drop()
+    indicator = page.get_by_test_id("connection-indicator")
+    expect(indicator).not_to_have_attribute("data-status", "live")
+    expect(indicator).to_contain_text("재연결")
+    new = _change_beds_upstream(system.simulator, seoul.a.hpid)
+    switch.sent.clear()
+    switch.received.clear()
+    switch.restore()
+
+    expect(indicator).to_have_attribute("data-status", "live", timeout=40_000)
+    cell = page.get_by_test_id(f"er-row-{seoul.a.hpid}").get_by_test_id("er-general")
+    expect(cell).to_have_attribute("data-value", str(new))
+    subscribe = next(m for m in switch.sent if '"subscribe"' in m)
+    assert f'"beds.all":{before}' in subscribe.replace(" ", ""), subscribe
+    replayed = [m for m in switch.received if '"stream":"beds.all"' in m]
+    assert not [m for m in replayed if '"type":"snapshot"' in m]  # resumed, not reloaded
+    after = page.evaluate("() => window.weerLive.lastSeq['beds.all']")
+    assert after > before
+
+
+def test_a_request_made_while_offline_is_sent_once_on_reconnect(
+    browser: Browser, system: System, seoul: Seoul
+) -> None:
+    """Offline, the request waits on the tablet; its first send reaches the server but the
+    answer is lost in the tunnel; on reconnect it is sent again with the same key, and
+    exactly one reservation per ER exists."""
+    page = _crew_page(browser, system, seoul)
+    switch = SocketSwitch(page)
+    answers_lost: list[bool] = []
+
+    def lose_the_first_answer(route: Route) -> None:
+        if not answers_lost:
+            route.fetch()  # the server creates the reservations...
+            answers_lost.append(True)
+            route.abort("internetdisconnected")  # ...and the answer never reaches the tablet
+        else:
+            route.continue_()
+
+    page.route("**/api/reservations", lose_the_first_answer)
+    switch.drop()
+    _request_both(page, seoul)
+    expect(page.get_by_test_id("queued-request")).to_be_visible()
+    switch.restore()
+    status_a = page.get_by_test_id(f"request-status-{seoul.a.hpid}")
+    expect(status_a).to_have_attribute("data-status", "sent", timeout=40_000)
+    assert answers_lost == [True]
+    assert Reservation.objects.filter(hospital=seoul.a).count() == 1
+    assert Reservation.objects.filter(hospital=seoul.b).count() == 1
+    expect(page.get_by_test_id("queued-request")).to_have_count(0)
+
+
+def test_an_expired_token_is_refreshed_without_interruption(
+    browser: Browser, system: System, seoul: Seoul
+) -> None:
+    """The access token runs out on an open socket (4401): the page refreshes it and goes on,
+    its indicator never leaving "live", and later events still arrive."""
+    page = _crew_page(browser, system, seoul, access_lifetime=timedelta(seconds=4))
+    sockets: list[WebSocket] = []
+    page.on("websocket", lambda socket: sockets.append(socket))
+    page.evaluate(
+        """() => {
+            window.weerStatuses = [];
+            window.weerLive.addEventListener(
+                "status", (event) => window.weerStatuses.push(event.detail.status));
+        }"""
+    )
+    first_token = page.evaluate("() => JSON.parse(localStorage.getItem('weer.auth')).access")
+    time.sleep(6)  # time itself is under test: the token's 4 s run out on the open socket
+    new = _change_beds_upstream(system.simulator, seoul.a.hpid)
+    cell = page.get_by_test_id(f"er-row-{seoul.a.hpid}").get_by_test_id("er-general")
+    expect(cell).to_have_attribute("data-value", str(new))
+    assert len(sockets) >= 1, "the server closed the expired socket and the page opened a new one"
+    assert page.evaluate("() => JSON.parse(localStorage.getItem('weer.auth')).access") != (
+        first_token
+    )
+    assert page.evaluate("() => window.weerStatuses") == []  # never left "live"
+    expect(page.get_by_test_id("connection-indicator")).to_have_attribute("data-status", "live")
