@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, Route, WebSocket, WebSocketRoute, expect
@@ -21,6 +22,7 @@ from tests.browser import (
     load_seoul,
     open_page,
     poll_through_the_worker,
+    screenshot_dir,
     signed_in,
 )
 from tests.conftest import run_celery_worker, run_server
@@ -325,3 +327,54 @@ def test_an_expired_token_is_refreshed_without_interruption(
     )
     assert page.evaluate("() => window.weerStatuses") == []  # never left "live"
     expect(page.get_by_test_id("connection-indicator")).to_have_attribute("data-status", "live")
+
+
+VIEWPORTS = {
+    "tablet-landscape": {"width": 1280, "height": 800},
+    "tablet-portrait": {"width": 800, "height": 1280},
+    "wall-screen": {"width": 1920, "height": 1080},
+}
+
+# Everything a finger or a pointer acts on. Map markers are left out: every one of them is also a
+# row of the list, whose controls are the ones meant for gloved fingers.
+_TARGETS = "button, select, input:not([type=hidden]), textarea, a.button, [role=button]"
+_TOO_SMALL = f"""() => [...document.querySelectorAll("{_TARGETS}")]
+    .filter((e) => e.getClientRects().length && getComputedStyle(e).visibility !== "hidden")
+    .filter((e) => !e.closest(".leaflet-control-attribution, .leaflet-marker-pane"))
+    .map((e) => [e, e.getBoundingClientRect()])
+    .filter(([e, r]) => r.height < 48 || (r.width < 48 && e.type !== "checkbox"))
+    .map(([e, r]) => [e.tagName, e.dataset.testid || e.textContent.trim().slice(0, 20),
+                      Math.round(r.width), Math.round(r.height)].join(" "))"""
+
+
+def _check_layout(page: Page, name: str, folder: Path | None) -> None:
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+    assert overflow <= 0, f"{name}: {overflow} px wider than the screen"
+    assert page.evaluate(_TOO_SMALL) == [], name
+    if folder is not None:
+        page.screenshot(path=folder / f"{name}.png")
+
+
+def test_both_pages_fit_every_screen_with_large_targets(
+    browser: Browser, system: System, seoul: Seoul, tmp_path: Path
+) -> None:
+    """At tablet landscape and portrait and on a wall screen, in Korean, with a request under
+    way: nothing is wider than the screen and every target is at least 48 px. The screenshots
+    go to $WEER_SCREENSHOTS (docs/screenshots/ holds the committed ones)."""
+    folder = screenshot_dir() or tmp_path
+    screen = open_page(
+        signed_in(browser, seoul.staff_a, viewport=VIEWPORTS["wall-screen"]),
+        system.server,
+        "/er/",
+    )
+    crew = _crew_page(browser, system, seoul)
+    _request_both(crew, seoul)
+    screen.get_by_test_id("alert-acknowledge").click()
+    expect(crew.get_by_test_id(f"request-status-{seoul.a.hpid}")).to_have_attribute(
+        "data-status", "seen"
+    )
+    for name, viewport in VIEWPORTS.items():
+        for page, role in ((crew, "crew"), (screen, "er")):
+            page.set_viewport_size(viewport)  # type: ignore[arg-type]
+            page.wait_for_timeout(300)  # let the layout settle before measuring (no event)
+            _check_layout(page, f"{role}-{name}", folder)
