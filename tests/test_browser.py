@@ -9,10 +9,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.utils import timezone
 from playwright.sync_api import Browser, Page, Route, WebSocket, WebSocketRoute, expect
 from pytest_django import Settings
 
 from domain.models import ERStatus, Hospital, Reservation, ReservationStatus, Role, User
+from domain.services.reservations import reservations_sweep
 from ingestion.simulator import SimulatorServer, running_simulator
 from tests.browser import (
     System,
@@ -27,6 +30,7 @@ from tests.browser import (
 )
 from tests.conftest import run_celery_worker, run_server
 from tests.factories import UserFactory
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,8 +59,10 @@ def _orm_beside_playwright() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+@pytest.fixture
+def browser(system: System) -> Iterator[Browser]:
+    """A fresh Chromium per test, closed (with every page and socket of the test) before the
+    next test's data is loaded, and before the system stops."""
     with chromium() as browser:
         yield browser
 
@@ -378,3 +384,65 @@ def test_both_pages_fit_every_screen_with_large_targets(
             page.set_viewport_size(viewport)  # type: ignore[arg-type]
             page.wait_for_timeout(300)  # let the layout settle before measuring (no event)
             _check_layout(page, f"{role}-{name}", folder)
+
+
+def test_an_unseen_request_re_alerts_and_the_crew_is_told(
+    browser: Browser, system: System, seoul: Seoul
+) -> None:
+    """Nobody acknowledges in time: the reminder re-alerts the ER screen (sound again) and the
+    crew's tablet says nobody has seen the request yet."""
+    screen = open_page(signed_in(browser, seoul.staff_a), system.server, "/er/")
+    crew = _crew_page(browser, system, seoul)
+    _request_both(crew, seoul)
+    expect(screen.get_by_test_id("alert")).to_be_visible()
+    screen.get_by_test_id("alert-silence").click()  # silenced is not seen
+    later = timezone.now() + timedelta(seconds=settings.RESERVATION_REMIND_AFTER_SECONDS + 1)
+    assert reservations_sweep(now=later)["reminded"] == 2
+    expect(screen.get_by_test_id("alert-reminder")).to_be_visible()
+    assert _sound_playing(screen)
+    status_a = crew.get_by_test_id(f"request-status-{seoul.a.hpid}")
+    expect(status_a).to_have_attribute("data-status", "unseen")
+    expect(status_a.get_by_test_id("request-unseen")).to_be_visible()
+
+
+# Whether the crew page has kept its last known hospitals and their state in IndexedDB
+# (frontend/src/saved-state.js).
+_SAVED_BOARD = """() => new Promise((done) => {
+    const open = indexedDB.open("weer", 1);
+    open.onupgradeneeded = () => open.transaction.abort();  // not there yet: create nothing
+    open.onerror = () => done(false);
+    open.onsuccess = () => {
+        const db = open.result;
+        if (!db.objectStoreNames.contains("state")) return done(false);
+        const get = db.transaction("state").objectStore("state").get("crew.board");
+        get.onsuccess = () => {
+            const saved = get.result;
+            db.close();
+            done(saved?.hospitals?.length > 0 && saved.status.length > 0);
+        };
+        get.onerror = () => done(false);
+    };
+})"""
+
+
+def test_the_tablet_reopens_offline_with_its_last_values_marked_old(
+    browser: Browser, system: System, seoul: Seoul
+) -> None:
+    """Reloaded in a tunnel, the installed page opens from its service worker's cache with the
+    last known values, marked as such, and goes live again when the network returns."""
+    page = _crew_page(browser, system, seoul)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    # The page keeps its state every few seconds (and when hidden).
+    wait_for(lambda: page.evaluate(_SAVED_BOARD), "the board kept in IndexedDB")
+    row = page.get_by_test_id(f"er-row-{seoul.a.hpid}")
+    value = row.get_by_test_id("er-general").get_attribute("data-value")
+    page.context.set_offline(True)
+    page.reload()
+    expect(page.get_by_test_id("saved-values-note")).to_be_visible()
+    expect(row.get_by_test_id("er-general")).to_have_attribute("data-value", value or "")
+    expect(row.get_by_test_id("last-known")).to_be_visible()
+    expect(page.get_by_test_id("connection-indicator")).not_to_have_attribute("data-status", "live")
+    page.context.set_offline(False)
+    expect(page.get_by_test_id("connection-indicator")).to_have_attribute(
+        "data-status", "live", timeout=40_000
+    )
