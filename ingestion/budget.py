@@ -11,11 +11,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import redis
+from django.conf import settings
 
 from ingestion.parsing import KST
 
 BURST_CALLS = 60  # a full cycle of every operation for all 17 regions, with room for paging
-_BLOCKED_KEY = "weer:upstream:blocked-until"
+BLOCKED_KEY = settings.REDIS_KEY_PREFIX + "upstream:blocked-until"
 
 
 class BudgetExhausted(Exception):
@@ -24,7 +25,11 @@ class BudgetExhausted(Exception):
 
 def calls_key(now: float) -> str:
     """The Redis counter of the calls made on ``now``'s day (Korea time)."""
-    return "weer:upstream:calls:" + datetime.fromtimestamp(now, KST).strftime("%Y%m%d")
+    return (
+        settings.REDIS_KEY_PREFIX
+        + "upstream:calls:"
+        + datetime.fromtimestamp(now, KST).strftime("%Y%m%d")
+    )
 
 
 def _next_midnight(now: float) -> float:
@@ -43,7 +48,7 @@ class CallBudget:
     def take(self, operation: str) -> None:
         """Count one call, or raise ``BudgetExhausted`` if it would overspend."""
         now = self._clock()
-        blocked_until = float(self._redis.get(_BLOCKED_KEY) or 0)
+        blocked_until = float(self._redis.get(BLOCKED_KEY) or 0)
         if blocked_until > now:
             raise BudgetExhausted(f"upstream quota exceeded; paused until {blocked_until:.0f}")
         key = calls_key(now)
@@ -60,7 +65,7 @@ class CallBudget:
         """The upstream reported its quota exceeded: stop calling until next midnight (KST)."""
         now = self._clock()
         until = _next_midnight(now)
-        self._redis.set(_BLOCKED_KEY, until, ex=int(until - now) + 60)
+        self._redis.set(BLOCKED_KEY, until, ex=int(until - now) + 60)
         return until
 
     def used_today(self) -> int:

@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from ingestion.budget import calls_key
 from ingestion.upstream import CallRecord
 
-KEY = "weer:ingestion:metrics"
+KEY = settings.REDIS_KEY_PREFIX + "ingestion:metrics"
 
 
 class IngestionMetrics:

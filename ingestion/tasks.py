@@ -44,7 +44,9 @@ def _exclusively(name: str, ttl: float, poll: Callable[[polls.Tools], T]) -> T |
     """Run ``poll`` under a Redis lock (expiring after ``ttl`` s in case a worker dies);
     if the previous run still holds it, skip and count."""
     connection = redis.Redis.from_url(settings.REDIS_URL)
-    lock = connection.lock(f"weer:lock:{name}", timeout=max(ttl, 5), blocking=False)
+    lock = connection.lock(
+        f"{settings.REDIS_KEY_PREFIX}lock:{name}", timeout=max(ttl, 5), blocking=False
+    )
     if not lock.acquire():
         IngestionMetrics(connection).skipped("overlap")
         logger.info("%s: previous poll still running; skipped", name)

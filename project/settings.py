@@ -6,6 +6,7 @@ the secrets have no default and a missing one stops the process at start-up.
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 
@@ -31,6 +32,12 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 WEBSOCKET_ALLOWED_ORIGINS = env.list("WEBSOCKET_ALLOWED_ORIGINS", default=[])
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Every Redis key and pub/sub channel of this deployment starts with weer:<namespace>: (pub/sub
+# channels ignore the database number, so deployments sharing a Redis server would otherwise
+# hear each other). The default is unique per database: "db<number of REDIS_URL's database>".
+_REDIS_DB = (urlsplit(REDIS_URL).path.strip("/") or "0").split("/")[0]
+REDIS_NAMESPACE = env.str("REDIS_NAMESPACE", default=f"db{_REDIS_DB}")
+REDIS_KEY_PREFIX = f"weer:{REDIS_NAMESPACE}:"
 
 # What delivers the events domain services publish after commit (domain.events): the one
 # publishing path. Named here, so that the domain package never imports the realtime one.

@@ -1,11 +1,12 @@
 """Connection metrics, counted in each server process and shared through Redis.
 
-Every second each process writes its counters to ``weer:metrics:process:<host:pid>`` (expiring
-after a few seconds, so a dead process drops out); one process, holding a short Redis lease,
-adds them up, stores the total and publishes it on the ``metrics`` stream. ``/metrics`` serves
-the per-process figures in Prometheus text format from any process. Other packages' figures
-join the ``metrics`` stream as sections named in ``settings.REALTIME_METRICS_SECTIONS`` (so
-realtime imports none of them) and ``/metrics`` through their own collectors (``project.metrics``).
+Every second each process writes its counters to
+``weer:<namespace>:metrics:process:<host:pid>`` (expiring after a few seconds, so a dead
+process drops out); one process, holding a short Redis lease, adds them up, stores the total
+and publishes it on the ``metrics`` stream. ``/metrics`` serves the per-process figures in
+Prometheus text format from any process. Other packages' figures join the ``metrics`` stream
+as sections named in ``settings.REALTIME_METRICS_SECTIONS`` (so realtime imports none of them)
+and ``/metrics`` through their own collectors (``project.metrics``).
 """
 
 import asyncio
@@ -32,9 +33,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PROCESS_KEY_PREFIX = "weer:metrics:process:"
-LEADER_KEY = "weer:metrics:leader"
-LATEST_KEY = "weer:metrics:latest"
+PROCESS_KEY_PREFIX = settings.REDIS_KEY_PREFIX + "metrics:process:"
+LEADER_KEY = settings.REDIS_KEY_PREFIX + "metrics:leader"
+LATEST_KEY = settings.REDIS_KEY_PREFIX + "metrics:latest"
 REPORT_INTERVAL = 1.0
 
 

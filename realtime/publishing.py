@@ -55,18 +55,19 @@ redis.call('SET', KEYS[1], tonumber(ARGV[1]) - 1, 'NX')
 return tonumber(redis.call('GET', KEYS[1]))
 """
 
-PUBLISHED_COUNTER = "weer:metrics:published"
+PUBLISHED_COUNTER = settings.REDIS_KEY_PREFIX + "metrics:published"
 
 
 def seq_key(stream: str) -> str:
-    return f"weer:{{{stream}}}:seq"  # the {hash tag} keeps a stream's keys in one cluster slot
+    # The {hash tag} keeps a stream's keys in one cluster slot.
+    return f"{settings.REDIS_KEY_PREFIX}{{{stream}}}:seq"
 
 
 def history_key(stream: str) -> str:
-    return f"weer:{{{stream}}}:history"
+    return f"{settings.REDIS_KEY_PREFIX}{{{stream}}}:history"
 
 
-_LIVE_PREFIX, _LIVE_SUFFIX = "weer:{", "}:live"
+_LIVE_PREFIX, _LIVE_SUFFIX = settings.REDIS_KEY_PREFIX + "{", "}:live"
 
 
 def live_channel(stream: str) -> str:

@@ -68,7 +68,7 @@ def empty_streams() -> None:
     ``stream_events`` sees only what the test published (use with ``usefixtures``)."""
     client = redis.Redis.from_url(settings.REDIS_URL)
     for kind in ("beds", "hospital", "crew"):
-        for key in client.scan_iter(match=f"weer:{{{kind}.*"):
+        for key in client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}{{{kind}.*"):
             client.delete(key)
     client.close()
 

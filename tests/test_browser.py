@@ -100,6 +100,10 @@ def _position(hospital: Hospital) -> tuple[float, float]:
     return hospital.latitude, hospital.longitude
 
 
+# The crew page is live and holds the beds.all stream's state (its snapshot has arrived).
+_HAS_BEDS = "() => window.weerLive?.status === 'live' && window.weerLive.lastSeq['beds.all'] > 0"
+
+
 def _crew_page(
     browser: Browser, system: System, seoul: Seoul, access_lifetime: timedelta | None = None
 ) -> Page:
@@ -108,6 +112,7 @@ def _crew_page(
         browser, seoul.crew, position=_position(seoul.a), access_lifetime=access_lifetime
     )
     page = open_page(context, system.server, "/crew/")
+    page.wait_for_function(_HAS_BEDS)
     page.get_by_test_id("position-locate").click()
     expect(page.get_by_test_id(f"er-row-{seoul.a.hpid}")).to_be_visible()
     return page
@@ -252,7 +257,7 @@ def test_a_dropped_socket_resumes_and_misses_nothing(
     page = context.new_page()
     switch = SocketSwitch(page)
     page.goto(f"{system.server.http_url}/crew/")
-    page.wait_for_function("() => window.weerLive && window.weerLive.status === 'live'")
+    page.wait_for_function(_HAS_BEDS)
     page.get_by_test_id("position-locate").click()
     before = page.evaluate("() => window.weerLive.lastSeq['beds.all']")
 

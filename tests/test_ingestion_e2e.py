@@ -16,6 +16,7 @@ from django.conf import settings
 
 from domain.models import ERStatus, RegionFreshness
 from domain.services.tokens import access_token_issue
+from ingestion.budget import BLOCKED_KEY
 from ingestion.metrics import read_ingestion_metrics
 from ingestion.simulator import SimulatorServer, running_simulator
 from ingestion.tasks import poll_region_beds
@@ -157,7 +158,7 @@ async def _fault_keeps_the_last_good_state(
         f"{mode}: {figure} counted",
     )
     await asyncio.to_thread(_control, simulator, "DELETE", "faults")
-    redis.Redis.from_url(settings.REDIS_URL).delete("weer:upstream:blocked-until")
+    redis.Redis.from_url(settings.REDIS_URL).delete(BLOCKED_KEY)
     assert await asyncio.to_thread(_seoul_state) == good, mode
     await asyncio.to_thread(_poll_and_wait)
     await tablet.client.assert_nothing_pending()

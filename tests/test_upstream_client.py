@@ -114,7 +114,7 @@ class _Clock:
 @pytest.fixture
 def connection() -> redis.Redis:
     client = redis.Redis.from_url(settings.REDIS_URL)
-    for key in client.scan_iter(match="weer:upstream:*"):
+    for key in client.scan_iter(match=settings.REDIS_KEY_PREFIX + "upstream:*"):
         client.delete(key)
     return client
 
