@@ -4,10 +4,11 @@ Redis streams, real server processes, and waiting for a condition with a deadlin
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar, cast
 
@@ -156,14 +157,21 @@ def server_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def run_server(log_dir: Path, *command: str) -> Iterator[DaphneServer]:
-    """Run ``python <command> -b 127.0.0.1 -p <free port>`` until the port answers."""
+def run_server(
+    log_dir: Path, *command: str, env: Mapping[str, str] | None = None
+) -> Iterator[DaphneServer]:
+    """Run ``python <command> -b 127.0.0.1 -p <free port>`` until the port answers; ``env``
+    overrides settings of the test environment (e.g. ``REDIS_URL`` of a private Redis)."""
     port = _free_port()
     log_path = log_dir / f"server-{port}.log"
     argv = [sys.executable, *command, "-b", "127.0.0.1", "-p", str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            argv, env=server_env(), stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR
+            argv,
+            env={**server_env(), **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=settings.BASE_DIR,
         )
         try:
             try:
@@ -174,6 +182,67 @@ def run_server(log_dir: Path, *command: str) -> Iterator[DaphneServer]:
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+class RedisServer:
+    """A redis-server of the test's own, on a free loopback port, keeping nothing on disk: the
+    test may stop, restart and flush it (never the shared one)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assert self.process is None, "already running"
+        executable = shutil.which("redis-server")
+        assert executable, "redis-server is needed"
+        self.process = subprocess.Popen(
+            [
+                executable,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url, socket_timeout=0.5)
+        wait_for(lambda: _pings(client), f"redis-server on {self.port}", timeout=10)
+
+    def stop(self) -> None:
+        """Kill it (as a crash would: nothing is saved)."""
+        assert self.process is not None, "not running"
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.process = None
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+@contextlib.contextmanager
+def run_redis(directory: Path) -> Iterator[RedisServer]:
+    """A private ``RedisServer``, started, and stopped at the end whatever the test did."""
+    server = RedisServer(directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None:
+            server.stop()
 
 
 @contextlib.contextmanager
