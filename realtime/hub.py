@@ -4,6 +4,10 @@ for, and a fan-out that writes each event's already-encoded frame to every local
 Ordering and completeness are kept per stream, not per socket: events arrive on one pub/sub
 connection in publish order; an event whose seq is not the next one expected means pub/sub lost
 something (a reconnect), and the hub fetches the missing ones from history before going on.
+When it cannot prove continuity that way — history no longer holds what is missing (Redis was
+restarted or flushed), or the seq went backwards (a counter reset, a replica that lagged, a
+foreign publisher) — it resynchronises the stream: every member gets a fresh snapshot with
+reason ``resync``, and events carry on from that snapshot's seq. Nothing is dropped silently.
 A socket joining a stream first collects live events in a buffer while it is sent its replay or
 snapshot, then takes what it has not yet seen from the buffer and goes live with no await in
 between, so nothing is lost or doubled at the seam.
@@ -19,14 +23,24 @@ from typing import Any
 
 import redis.asyncio
 from django.conf import settings
+from redis.exceptions import RedisError
 
+from domain.events import stream_parse
 from realtime.metrics import ProcessMetrics
-from realtime.publishing import history_after, live_channel, stream_head, stream_of_channel
+from realtime.publishing import (
+    history_after,
+    live_channel,
+    stream_head,
+    stream_of_channel,
+    stream_rebase,
+)
 from realtime.sinks import Frame, Sink
+from realtime.snapshots import snapshot_frame, snapshot_json
 
 logger = logging.getLogger(__name__)
 
 JOIN_TIMEOUT = 10.0
+REDIS_TIMEOUT = 5.0  # a command Redis does not answer in this long fails (a partition, a pause)
 IDLE_FEED_SECONDS = 60.0
 MAX_BATCH = 500  # pub/sub messages fanned out together at most
 
@@ -37,6 +51,9 @@ class Member:
 
     sink: Sink
     buffer: list[tuple[int, Frame]] = field(default_factory=list)
+    # The stream was resynchronised while this member was joining: the snapshot (and its seq)
+    # it gets before its buffered events, which follow that seq.
+    resync: tuple[int, Frame] | None = None
 
 
 @dataclass(eq=False)
@@ -46,7 +63,9 @@ class Feed:
 
     stream: str
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    last_seq: int | None = None
+    last_seq: int | None = None  # every member has (or is being sent) every event up to this
+    pubsub_seq: int | None = None  # the last seq pub/sub brought: it never goes backwards
+    resynced: asyncio.Event | None = None  # while a resync runs; set when it is done
     syncing: dict[int, Member] = field(default_factory=dict)
     live: dict[int, Sink] = field(default_factory=dict)
     idle_since: float | None = None
@@ -57,12 +76,18 @@ class Feed:
 
 class Hub:
     def __init__(self, redis_url: str) -> None:
-        self.redis = redis.asyncio.Redis.from_url(redis_url, max_connections=1000)
+        self.redis = redis.asyncio.Redis.from_url(
+            redis_url,
+            max_connections=1000,
+            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT,
+        )
         self.process_id = f"{socket.gethostname()}:{os.getpid()}"
         self.metrics = ProcessMetrics()
         self._feeds: dict[str, Feed] = {}
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
         self._listener: asyncio.Task[None] | None = None
+        self._pubsub_down = False  # the pub/sub connection failed and is not back yet
         self._background: list[asyncio.Task[None]] = []
 
     # -- membership ------------------------------------------------------------------------
@@ -71,10 +96,17 @@ class Hub:
         """Start receiving ``stream``: live events are buffered in the returned member until
         ``go_live``. Returns once this process's subscription to the stream is active."""
         self._ensure_listening()
+        if self._pubsub_down:
+            raise redis.ConnectionError("Redis pub/sub is down; the hub is reconnecting")
         feed = self._feeds.get(stream)
         if feed is None:
             feed = self._feeds[stream] = Feed(stream)
-            await self._pubsub.subscribe(live_channel(stream))
+            try:
+                await self._pubsub.subscribe(live_channel(stream))
+            except BaseException:
+                if self._feeds.get(stream) is feed and not feed:
+                    del self._feeds[stream]
+                raise
         member = Member(sink)
         feed.syncing[id(member)] = member
         feed.idle_since = None
@@ -91,10 +123,22 @@ class Hub:
 
         The member already has every event up to ``delivered`` (from history or a snapshot).
         If this process's pub/sub has not brought all of those yet (it lags under load), they
-        are fetched from history first, so that no live event after this is one it has."""
+        are fetched from history first, so that no live event after this is one it has. If the
+        stream is being resynchronised, this waits for it (at most ``JOIN_TIMEOUT``, then
+        ``TimeoutError``) and the member gets its snapshot first."""
         feed = self._feeds[stream]
-        if feed.last_seq is not None and feed.last_seq < delivered:
-            await self._repair(feed, feed.last_seq, delivered, lost=False)
+        while True:
+            if feed.resynced is not None:
+                await asyncio.wait_for(feed.resynced.wait(), JOIN_TIMEOUT)
+                continue
+            if member.resync is not None:
+                delivered, snapshot = member.resync
+                member.resync = None
+                member.sink.send(snapshot)
+            behind = feed.last_seq is not None and feed.last_seq < delivered
+            if behind and not await self._repair(feed, feed.last_seq or 0, delivered, lost=False):
+                continue
+            break
         if feed.syncing.pop(id(member), None) is None:
             return
         missed = [frame for seq, frame in member.buffer if seq > delivered]
@@ -133,10 +177,16 @@ class Hub:
     def _deliver(self, feed: Feed, run: list[tuple[int, Frame]]) -> None:
         """Fan a run of consecutive events out: one write of all of them per live socket.
         Events at or below the feed's last seq were delivered already (by a repair that ran
-        while this run was being gathered): they are dropped, never sent twice."""
+        while this run was being gathered): they are dropped, never sent twice. During a resync
+        nothing is delivered: it fetches what comes meanwhile from history."""
+        if feed.resynced is not None:
+            return
         if run and feed.last_seq is not None and run[0][0] <= feed.last_seq:
             run = [entry for entry in run if entry[0] > feed.last_seq]
         if not run:
+            return
+        if feed.last_seq is not None and run[0][0] > feed.last_seq + 1:  # never skip silently
+            self._resync(feed, f"gap before {run[0][0]}")
             return
         feed.last_seq = run[-1][0]
         for member in feed.syncing.values():
@@ -146,19 +196,68 @@ class Hub:
             sink.send(frame)
         self.metrics.frames_sent += len(feed.live) * len(run)
 
-    async def _repair(self, feed: Feed, after: int, upto: int, *, lost: bool = True) -> None:
+    async def _repair(self, feed: Feed, after: int, upto: int, *, lost: bool = True) -> bool:
         """Deliver from history what pub/sub lost (or has not brought yet) after ``after`` up
-        to ``upto``."""
+        to ``upto``. False if history no longer has it, and the stream is resynchronised."""
         log = logger.warning if lost else logger.debug
         log("stream %s: fetching %s..%s from history", feed.stream, after + 1, upto)
         while after < upto:
-            frames = await history_after(self.redis, feed.stream, after, upto)
-            if not frames:  # expired meanwhile: members can only resync by reconnecting
-                logger.error("stream %s: events up to %s are gone from history", feed.stream, upto)
-                feed.last_seq = max(upto, feed.last_seq or 0)
-                return
+            try:
+                frames = await history_after(self.redis, feed.stream, after, upto)
+            except RedisError:  # the resync retries until Redis answers
+                logger.warning("stream %s: cannot read history", feed.stream, exc_info=True)
+                frames = None
+            if not frames:
+                self._resync(feed, f"events {after + 1}..{upto} are not in history")
+                return False
             self._deliver(feed, [(seq, Frame(raw)) for seq, raw in frames])
+            if feed.resynced is not None:
+                return False
             after = max(frames[-1][0], feed.last_seq or 0)
+        return feed.resynced is None
+
+    def _resync(self, feed: Feed, cause: str) -> None:
+        """Start resynchronising ``feed``'s stream (once at a time): see ``_resynchronise``."""
+        if feed.resynced is not None:
+            return
+        feed.resynced = asyncio.Event()
+        self.metrics.resyncs += 1
+        logger.warning("stream %s: resynchronising its members (%s)", feed.stream, cause)
+        self._spawn(self._resynchronise(feed, feed.resynced))
+
+    async def _resynchronise(self, feed: Feed, done: asyncio.Event) -> None:
+        """Send every member a snapshot taken after the stream's current seq, then carry on
+        from that seq. The counter is first moved past every seq delivered here, so no later
+        event reuses a number a member holds. Retries until Redis and the database answer."""
+        stream = stream_parse(feed.stream)
+        if stream is None:  # feeds exist only for valid names
+            raise ValueError(f"Not a stream: {feed.stream!r}")
+        backoff = 0.1
+        try:
+            while True:
+                try:
+                    head = await stream_rebase(self.redis, feed.stream, feed.last_seq or 0)
+                    data = await snapshot_json(stream, head, self.redis)
+                    break
+                except Exception:
+                    logger.warning("stream %s: resync failed; retrying", feed.stream, exc_info=True)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+            snapshot = Frame.of_text(snapshot_frame(feed.stream, head, "resync", data))
+            for sink in feed.live.values():
+                sink.send(snapshot)
+            for member in feed.syncing.values():
+                member.buffer.clear()
+                member.resync = (head, snapshot)
+            feed.last_seq = head
+            feed.pubsub_seq = None  # what it brought before may be what made this necessary
+        finally:
+            feed.resynced = None
+            done.set()
+        # Events published while this ran were not delivered: history has them.
+        latest = await stream_head(self.redis, feed.stream)
+        if latest > head:
+            await self._repair(feed, head, latest)
 
     # -- the pub/sub connection -------------------------------------------------------------
 
@@ -178,12 +277,15 @@ class Hub:
                     continue
                 message = await self._pubsub.get_message(timeout=1.0)
                 backoff = 0.1
+                self._pubsub_down = False
                 if message is not None:
                     await self._handle([message, *await self._more_messages()])
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception("hub: pub/sub failed; retrying in %.1f s", backoff)
+                if not self._pubsub_down:
+                    logger.exception("hub: pub/sub failed; reconnecting")
+                self._pubsub_down = True
                 for feed in self._feeds.values():
                     feed.ready.clear()
                 await asyncio.sleep(backoff)
@@ -212,29 +314,51 @@ class Hub:
                 await self._subscribed(feed)
             elif message["type"] == "message":
                 raw_seq, _, payload = message["data"].partition(b" ")
-                seq = int(raw_seq)
-                run = runs.setdefault(feed, [])
-                last = run[-1][0] if run else feed.last_seq
-                if last is not None:
-                    if seq <= last:
-                        continue
-                    if seq > last + 1:  # pub/sub lost some: history has them
-                        self._deliver(feed, runs.pop(feed))
-                        await self._repair(feed, last, seq - 1)
-                        run = runs.setdefault(feed, [])
-                run.append((seq, Frame(payload)))
+                await self._take(feed, int(raw_seq), payload, runs)
         for feed, run in runs.items():
             self._deliver(feed, run)
         await _let_writes_go_out()
 
+    async def _take(
+        self, feed: Feed, seq: int, payload: bytes, runs: dict[Feed, list[tuple[int, Frame]]]
+    ) -> None:
+        """Add one event from pub/sub to its feed's run: dropped if delivered already, after
+        repairing a gap before it, or not at all if continuity is lost (a resync)."""
+        previous, feed.pubsub_seq = feed.pubsub_seq, seq
+        if feed.resynced is not None:  # the resync fetches it from history
+            return
+        if previous is not None and seq <= previous:
+            # Pub/sub brings a stream's events in seq order: an older seq means its counter
+            # was reset or another publisher uses this channel.
+            self._deliver(feed, runs.pop(feed, []))
+            self._resync(feed, f"seq {seq} after {previous}")
+            return
+        run = runs.setdefault(feed, [])
+        last = run[-1][0] if run else feed.last_seq
+        if last is not None and seq <= last:
+            return
+        if last is not None and seq > last + 1:  # pub/sub lost some: history has them
+            self._deliver(feed, runs.pop(feed))
+            if not await self._repair(feed, last, seq - 1):
+                return
+            run = runs.setdefault(feed, [])
+        run.append((seq, Frame(payload)))
+
     async def _subscribed(self, feed: Feed) -> None:
         """This process's subscription to the feed's stream is (again) active."""
         try:
-            head = await stream_head(self.redis, feed.stream)
+            try:
+                head = await stream_head(self.redis, feed.stream)
+            except RedisError:  # the resync retries until Redis answers
+                logger.warning("stream %s: cannot read its seq", feed.stream, exc_info=True)
+                self._resync(feed, "its seq could not be read on (re)subscribing")
+                return
             if feed.last_seq is None:
                 # Members join after this and get everything up to here from history or a
                 # snapshot: pub/sub messages up to it are not theirs again.
                 feed.last_seq = head
+            elif head < feed.last_seq:  # resubscribed to a Redis that lost the counter
+                self._resync(feed, f"seq {head} after {feed.last_seq} on resubscribing")
             elif head > feed.last_seq:  # resubscribed after a lost connection
                 await self._repair(feed, feed.last_seq, head)
         finally:

@@ -37,6 +37,15 @@ PROCESS_KEY_PREFIX = settings.REDIS_KEY_PREFIX + "metrics:process:"
 LEADER_KEY = settings.REDIS_KEY_PREFIX + "metrics:leader"
 LATEST_KEY = settings.REDIS_KEY_PREFIX + "metrics:latest"
 REPORT_INTERVAL = 1.0
+# Per-process counters that only grow, summed over the processes in the metrics stream.
+CUMULATIVE = (
+    "frames_sent",
+    "slow_consumer_closes",
+    "abuse_closes",
+    "resumes",
+    "snapshots",
+    "resyncs",
+)
 
 
 class ProcessMetrics:
@@ -51,6 +60,7 @@ class ProcessMetrics:
         self.abuse_closes = 0
         self.resumes = 0
         self.snapshots = 0
+        self.resyncs = 0  # streams resynchronised after Redis lost or reordered their events
         # Which fast path into the server each socket got ("sink:twisted", "inbox:weer", …;
         # see realtime.serving.adapters).
         self.adapters: Counter[str] = Counter()
@@ -79,6 +89,7 @@ class ProcessMetrics:
             "abuse_closes": self.abuse_closes,
             "resumes": self.resumes,
             "snapshots": self.snapshots,
+            "resyncs": self.resyncs,
             "rss_bytes": resident_memory_bytes(),
             "peak_connections": self.peak_connections,
             "adapters": dict(self.adapters),
@@ -150,14 +161,8 @@ class _Aggregator:
         for figures in processes.values():
             by_role.update(figures["connections"])
             subscriptions.update(figures["subscriptions"])
-            for name in (
-                "frames_sent",
-                "slow_consumer_closes",
-                "abuse_closes",
-                "resumes",
-                "snapshots",
-            ):
-                totals[name] += figures[name]
+            for name in CUMULATIVE:
+                totals[name] += figures.get(name, 0)
         published_rate = frames_rate = None
         if self._previous is not None:
             then, published_then, frames_then = self._previous
@@ -179,16 +184,7 @@ class _Aggregator:
             "events_published_per_s": published_rate,
             "frames_sent_per_s": frames_rate,
             "events_published": published,
-            **{
-                name: totals[name]
-                for name in (
-                    "frames_sent",
-                    "slow_consumer_closes",
-                    "abuse_closes",
-                    "resumes",
-                    "snapshots",
-                )
-            },
+            **{name: totals[name] for name in CUMULATIVE},
         }
 
 
@@ -220,6 +216,11 @@ class RedisMetricsCollector(Collector):
                 ("abuse_closes", "Sockets closed for too many invalid messages"),
                 ("resumes", "Subscriptions resumed from history"),
                 ("snapshots", "Snapshots served"),
+                (
+                    "resyncs",
+                    "Streams resynchronised (members sent a snapshot) after Redis lost, "
+                    "reset or reordered their events",
+                ),
             )
         }
         resident = GaugeMetricFamily(
@@ -248,7 +249,7 @@ class RedisMetricsCollector(Collector):
             for stream, n in figures["subscriptions"].items():
                 subscriptions.add_metric([process, stream], n)
             for name, family in counters.items():
-                family.add_metric([process], figures[name])
+                family.add_metric([process], figures.get(name, 0))
         published = CounterMetricFamily("weer_events_published", "Events published")
         published.add_metric([], int(self._client.get(PUBLISHED_COUNTER) or 0))
         yield from (connections, subscriptions, resident, peak, adapters, *counters.values())

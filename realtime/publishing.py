@@ -178,3 +178,33 @@ async def history_after(
     if not frames or frames[0][0] != after + 1:
         return None
     return frames
+
+
+# KEYS: seq, history. ARGV: floor, now (ms). Makes sure the stream's next seq is above every seq
+# up to ``floor`` that clients may hold (see ``stream_rebase``).
+_REBASE = """
+local floor = tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or (tonumber(ARGV[2]) - 1))
+if current >= floor then
+  redis.call('SET', KEYS[1], current, 'NX')
+  return current
+end
+local rebased = floor + REBASE_GAP
+redis.call('SET', KEYS[1], rebased)
+redis.call('XTRIM', KEYS[2], 'MINID', rebased + 1)
+return rebased
+"""
+REBASE_GAP = 1000
+_REBASE = _REBASE.replace("REBASE_GAP", str(REBASE_GAP))
+
+
+async def stream_rebase(client: "redis.asyncio.Redis", stream: str, floor: int) -> int:
+    """The stream's current seq, first moved past ``floor`` if its counter is below it.
+
+    A counter below a seq already delivered means Redis lost it (restarted, flushed, failed over
+    to a lagging replica): the events numbered after it would reuse numbers clients hold for
+    other events. The counter jumps to ``floor + REBASE_GAP`` and the history before that is
+    dropped, so a client resuming from any seq it holds gets a snapshot, never a replay of
+    different events under the same numbers."""
+    now = int(time.time() * 1000)
+    return int(await client.eval(_REBASE, 2, seq_key(stream), history_key(stream), floor, now))

@@ -20,7 +20,7 @@ from realtime.auth import SocketUser
 from realtime.hub import Hub, Member
 from realtime.publishing import encode_json, history_after, stream_head
 from realtime.sinks import Frame, Sink
-from realtime.snapshots import snapshot_json
+from realtime.snapshots import snapshot_frame, snapshot_json
 
 logger = logging.getLogger(__name__)
 
@@ -119,17 +119,23 @@ class Session:
         try:
             member = await self._hub.join(stream.name, self._sink)
         except (TimeoutError, RedisError):
-            logger.exception("cannot join %s", stream.name)
-            self._send(
-                {
-                    "type": "error",
-                    "code": "unavailable",
-                    "stream": stream.name,
-                    "message": "The stream is unavailable; try again.",
-                }
-            )
+            logger.warning("cannot join %s", stream.name, exc_info=True)
+            self._unavailable(stream.name)
             return
         self._members[stream.name] = member
+        try:
+            await self._catch_up(stream, since, member)
+        except (TimeoutError, RedisError):
+            # Redis failed (or a resync outlasted the wait) between the subscribed message and
+            # going live: the client is told, and subscribes again (docs/protocol.md).
+            logger.warning("cannot catch %s up", stream.name, exc_info=True)
+            if self._members.get(stream.name) is member:
+                del self._members[stream.name]
+                self._hub.leave(stream.name, member)
+            self._unavailable(stream.name)
+
+    async def _catch_up(self, stream: Stream, since: int | None, member: Member) -> None:
+        """Send the subscribed message and the replay or snapshot, then go live."""
         head = await stream_head(self._hub.redis, stream.name)
         self._send({"type": "subscribed", "stream": stream.name, "seq": head})
         delivered = await self._replay(stream, since, head) if since is not None else None
@@ -138,18 +144,23 @@ class Session:
             if since is not None and since > head:
                 reason = "unknown_seq"
             data = await snapshot_json(stream, head, self._hub.redis)
-            self._sink.send(
-                Frame.of_text(
-                    f'{{"type":"snapshot","stream":{encode_json(stream.name)},"seq":{head},'
-                    f'"reason":"{reason}","data":{data}}}'
-                )
-            )
+            self._sink.send(Frame.of_text(snapshot_frame(stream.name, head, reason, data)))
             self._hub.metrics.snapshots += 1
             delivered = head
         else:
             self._hub.metrics.resumes += 1
         if stream.name in self._members:  # not unsubscribed or closed meanwhile
             await self._hub.go_live(stream.name, member, delivered)
+
+    def _unavailable(self, stream: str) -> None:
+        self._send(
+            {
+                "type": "error",
+                "code": "unavailable",
+                "stream": stream,
+                "message": "The stream is unavailable; try again.",
+            }
+        )
 
     async def _replay(self, stream: Stream, since: int, head: int) -> int | None:
         """Send every event after ``since`` up to ``head`` from history; the seq delivered, or

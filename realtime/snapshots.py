@@ -41,6 +41,14 @@ async def snapshot_json(stream: Stream, seq: int, redis_client: Any) -> str:
     return future.result()
 
 
+def snapshot_frame(stream: str, seq: int, reason: str, data: str) -> str:
+    """The snapshot message (docs/protocol.md §4) around already encoded ``data``."""
+    return (
+        f'{{"type":"snapshot","stream":{encode_json(stream)},"seq":{seq},'
+        f'"reason":"{reason}","data":{data}}}'
+    )
+
+
 async def _snapshot_data(stream: Stream, redis_client: Any) -> dict[str, Any]:
     """Read after the stream's seq was taken, so it reflects at least every event up to it."""
     if stream.kind is StreamKind.BEDS:

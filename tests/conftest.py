@@ -218,10 +218,14 @@ class RedisServer:
         client = redis.Redis.from_url(self.url, socket_timeout=0.5)
         wait_for(lambda: _pings(client), f"redis-server on {self.port}", timeout=10)
 
-    def stop(self) -> None:
-        """Kill it (as a crash would: nothing is saved)."""
+    def stop(self, *, save: bool = False) -> None:
+        """Kill it, as a crash would, so that it comes back empty; or with ``save``, shut it
+        down as an operator would, keeping its data on disk for the next ``start``."""
         assert self.process is not None, "not running"
-        self.process.kill()
+        if save:
+            redis.Redis.from_url(self.url).shutdown(save=True)
+        else:
+            self.process.kill()
         self.process.wait(timeout=10)
         self.process = None
 
