@@ -97,15 +97,21 @@ class ProcessMetrics:
 
     async def report_forever(self, hub: "Hub") -> None:
         aggregator = _Aggregator()
+        failing = False  # logged once per outage, not every second
         while True:
             await asyncio.sleep(REPORT_INTERVAL)
             try:
                 await self._report(hub, aggregator)
                 await hub.drop_idle_feeds()
+                if failing:
+                    logger.info("metrics: reporting again")
+                failing = False
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception("metrics: report failed")
+                if not failing:
+                    logger.exception("metrics: report failed (retrying every second)")
+                failing = True
 
     async def _report(self, hub: "Hub", aggregator: "_Aggregator") -> None:
         client = hub.redis

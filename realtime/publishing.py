@@ -120,7 +120,11 @@ _sync_client: redis.Redis | None = None
 def _client() -> "redis.Redis":
     global _sync_client
     if _sync_client is None:
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL)
+        # Bounded waits: a Redis that stopped answering (a partition, a paused server) fails
+        # the publish after a few seconds instead of holding a request or a task forever.
+        _sync_client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5
+        )
     return _sync_client
 
 
