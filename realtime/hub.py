@@ -41,6 +41,10 @@ logger = logging.getLogger(__name__)
 
 JOIN_TIMEOUT = 10.0
 REDIS_TIMEOUT = 5.0  # a command Redis does not answer in this long fails (a partition, a pause)
+# Pub/sub gives no sign of a Redis that stopped answering without closing the connection: after
+# this long without a message the hub pings through it, and gives the connection up (and
+# reconnects) if the ping is not answered within REDIS_TIMEOUT.
+PING_AFTER_SILENCE = 5.0
 IDLE_FEED_SECONDS = 60.0
 MAX_BATCH = 500  # pub/sub messages fanned out together at most
 
@@ -270,6 +274,8 @@ class Hub:
         """Read pub/sub forever. After a lost connection redis-py reconnects and subscribes
         again on the next read; each confirmation then repairs that stream from history."""
         backoff = 0.1
+        heard = time.monotonic()
+        pinged: float | None = None
         while True:
             try:
                 if self._pubsub.connection is None or not self._pubsub.subscribed:
@@ -278,8 +284,16 @@ class Hub:
                 message = await self._pubsub.get_message(timeout=1.0)
                 backoff = 0.1
                 self._pubsub_down = False
+                now = time.monotonic()
                 if message is not None:
+                    heard, pinged = now, None
                     await self._handle([message, *await self._more_messages()])
+                elif pinged is None and now - heard > PING_AFTER_SILENCE:
+                    await self._pubsub.ping()
+                    pinged = now
+                elif pinged is not None and now - pinged > REDIS_TIMEOUT:
+                    heard, pinged = now, None
+                    await self._give_up_connection()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -290,6 +304,12 @@ class Hub:
                     feed.ready.clear()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _give_up_connection(self) -> None:
+        """Drop a pub/sub connection Redis no longer answers on (redis-py reconnects it)."""
+        if self._pubsub.connection is not None:
+            await self._pubsub.connection.disconnect()
+        raise redis.ConnectionError(f"Redis did not answer a ping within {REDIS_TIMEOUT} s")
 
     async def _more_messages(self) -> list[dict[str, Any]]:
         """What pub/sub has already delivered beyond the message in hand (without waiting), so
@@ -306,6 +326,8 @@ class Hub:
     async def _handle(self, messages: list[dict[str, Any]]) -> None:
         runs: dict[Feed, list[tuple[int, Frame]]] = {}
         for message in messages:
+            if message["type"] not in ("subscribe", "message"):
+                continue  # a pong, an unsubscribe confirmation
             feed = self._feeds.get(stream_of_channel(message["channel"].decode()))
             if feed is None:
                 continue

@@ -7,6 +7,7 @@ a real daphne server, reservations made over HTTP on MariaDB."""
 import asyncio
 import json
 import os
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -287,3 +288,95 @@ async def test_redis_down_for_a_while_then_back_with_its_data(system: System) ->
         await screen.read_until(opened)
         assert screen.messages[-1]["type"] == "reservation.requested"
         assert screen.messages[-1]["seq"] == held + 1
+
+
+class SeveringProxy:
+    """A TCP proxy to Redis whose ``sever()`` makes every connection open at that moment go
+    silent both ways without closing it (a NAT entry or a peer lost on the way: no RST, no FIN),
+    while new connections pass. Runs on its own thread's event loop."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self._severed: set[int] = set()  # ids of connections that go nowhere any more
+        self._live: set[int] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "SeveringProxy":
+        self._thread.start()
+        assert self._started.wait(10)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        def close_all() -> None:
+            for writer in self._writers:
+                writer.close()
+            self._loop.call_later(0.1, self._loop.stop)
+
+        self._loop.call_soon_threadsafe(close_all)
+        self._thread.join(10)
+        self._loop.close()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def sever(self) -> None:
+        self._loop.call_soon_threadsafe(lambda: self._severed.update(self._live))
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(
+            asyncio.start_server(self._connection, "127.0.0.1", 0)
+        )
+        self.port = server.sockets[0].getsockname()[1]
+        self._started.set()
+        self._loop.run_forever()
+        server.close()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        key = id(writer)
+        self._live.add(key)
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self._writers += [writer, up_writer]
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                if key in self._severed:
+                    continue  # swallowed: the far side never hears of it
+                sink.write(data)
+                await sink.drain()
+
+        await asyncio.gather(
+            pump(reader, up_writer), pump(up_reader, writer), return_exceptions=True
+        )
+        self._live.discard(key)
+
+
+async def test_a_pubsub_connection_that_went_silently_dead_is_replaced(tmp_path: Path) -> None:
+    """Redis stays up but the hub's connections to it go silent without closing (no RST): the
+    hub notices within seconds (a ping through pub/sub goes unanswered), reconnects, and the
+    event published meanwhile reaches the screen from history, in sequence, with no snapshot."""
+    hospital = await asyncio.to_thread(
+        lambda: ERStatusFactory(hospital=HospitalFactory(hpid="FAULT002")).hospital
+    )
+    staff = await asyncio.to_thread(UserFactory, role=Role.HOSPITAL, hospital=hospital)
+    crew = await asyncio.to_thread(UserFactory, role=Role.AMBULANCE)
+    with run_redis(tmp_path) as private_redis, SeveringProxy(private_redis.port) as proxy:
+        env = {"REDIS_URL": proxy.url, "REDIS_NAMESPACE": f"severed{os.getpid()}"}
+        with run_server(
+            tmp_path, "-m", "realtime.serving.server", "project.asgi:application", env=env
+        ) as server:
+            system = System(private_redis, server, crew, staff, hospital.hpid)
+            opened = {await asyncio.to_thread(_request, system)}
+            async with _screen(system) as screen:
+                await screen.read_until(opened)
+                held = screen.seqs()[-1]
+                proxy.sever()
+                opened.add(await asyncio.to_thread(_request, system))  # reconnects to publish
+                await screen.read_until(opened)
+                assert screen.messages[-1]["type"] == "reservation.requested"
+                assert screen.messages[-1]["seq"] == held + 1
