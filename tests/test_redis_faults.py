@@ -7,6 +7,8 @@ a real daphne server, reservations made over HTTP on MariaDB."""
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -356,27 +358,49 @@ class SeveringProxy:
         self._live.discard(key)
 
 
-async def test_a_pubsub_connection_that_went_silently_dead_is_replaced(tmp_path: Path) -> None:
-    """Redis stays up but the hub's connections to it go silent without closing (no RST): the
-    hub notices within seconds (a ping through pub/sub goes unanswered), reconnects, and the
-    event published meanwhile reaches the screen from history, in sequence, with no snapshot."""
-    hospital = await asyncio.to_thread(
-        lambda: ERStatusFactory(hospital=HospitalFactory(hpid="FAULT002")).hospital
+_PUBLISH_ELSEWHERE = """
+import django, sys
+django.setup()
+from realtime.publishing import publish_event
+print(publish_event(sys.argv[1], "loadtest.tick", {"n": 0}))
+"""
+
+
+def _publish_from_another_process(redis_url: str, namespace: str, stream: str) -> int:
+    """Publish one event as another process of the deployment would (its own connection)."""
+    env = {**os.environ, "REDIS_URL": redis_url, "REDIS_NAMESPACE": namespace}
+    done = subprocess.run(
+        [sys.executable, "-c", _PUBLISH_ELSEWHERE, stream],
+        env=env,
+        cwd=settings.BASE_DIR,
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
     )
-    staff = await asyncio.to_thread(UserFactory, role=Role.HOSPITAL, hospital=hospital)
-    crew = await asyncio.to_thread(UserFactory, role=Role.AMBULANCE)
+    return int(done.stdout.split()[-1])
+
+
+async def test_a_pubsub_connection_that_went_silently_dead_is_replaced(tmp_path: Path) -> None:
+    """Redis stays up but the server's connections to it go silent without closing (no RST):
+    the hub notices within seconds (a ping through pub/sub goes unanswered), reconnects, and an
+    event published meanwhile by another process reaches the client from history, in
+    sequence, with no snapshot."""
+    stream = "loadtest.severed"
+    namespace = f"severed{os.getpid()}"
+    user = await asyncio.to_thread(UserFactory)
     with run_redis(tmp_path) as private_redis, SeveringProxy(private_redis.port) as proxy:
-        env = {"REDIS_URL": proxy.url, "REDIS_NAMESPACE": f"severed{os.getpid()}"}
+        env = {"REDIS_URL": proxy.url, "REDIS_NAMESPACE": namespace}
         with run_server(
             tmp_path, "-m", "realtime.serving.server", "project.asgi:application", env=env
         ) as server:
-            system = System(private_redis, server, crew, staff, hospital.hpid)
-            opened = {await asyncio.to_thread(_request, system)}
-            async with _screen(system) as screen:
-                await screen.read_until(opened)
-                held = screen.seqs()[-1]
+            async with WsClient.connect(server, access_token_issue(user=user)) as client:
+                held = (await client.subscribe(stream))["seq"]
+                assert (await client.next())["type"] == "snapshot"
                 proxy.sever()
-                opened.add(await asyncio.to_thread(_request, system))  # reconnects to publish
-                await screen.read_until(opened)
-                assert screen.messages[-1]["type"] == "reservation.requested"
-                assert screen.messages[-1]["seq"] == held + 1
+                published = await asyncio.to_thread(
+                    _publish_from_another_process, private_redis.url, namespace, stream
+                )
+                assert published == held + 1
+                event = await client.next(timeout=30)
+                assert (event["type"], event["seq"]) == ("loadtest.tick", held + 1)
