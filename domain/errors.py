@@ -4,6 +4,14 @@
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 
+from django.db import InterfaceError, OperationalError
+
+# What the database raises when it cannot be reached or the connection dropped: Django wraps
+# mysqlclient's errors in these, connect errors included (also lock-wait timeouts and
+# deadlocks, which are as transient). Edges turn them into ``ServiceUnavailable``; tasks retry
+# on them.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+
 
 class ApplicationError(Exception):
     """Base of every expected failure. ``code`` is stable and documented; ``message`` is for
@@ -58,6 +66,18 @@ class Unprocessable(ApplicationError):
     different request)."""
 
     code = "unprocessable"
+
+
+class ServiceUnavailable(ApplicationError):
+    """Something the service needs (its database) cannot be reached right now. Not the
+    caller's fault, and not permanent: the same request may work in a moment (HTTP 503 with
+    ``Retry-After``; websocket close code 4503)."""
+
+    code = "unavailable"
+
+    @classmethod
+    def database(cls) -> "ServiceUnavailable":
+        return cls("The service cannot reach its database right now; try again shortly.")
 
 
 class ErrorCode(StrEnum):

@@ -1,8 +1,11 @@
 """Celery tasks: thin, named, one lock each so the same poll never runs twice at once.
 
 Beat starts the fan-out tasks; each region is polled by its own task so one region's outage
-neither blocks nor retries the others. Only ``UpstreamUnavailable`` (timeouts, 5xx, unreadable
-responses) is retried, with backoff; a poll still running when the next is due is skipped.
+neither blocks nor retries the others. Only transient failures are retried, with backoff and a
+cap: ``UpstreamUnavailable`` (timeouts, 5xx, unreadable responses) and the database being
+unreachable (``DATABASE_UNAVAILABLE``). Each region's apply is one transaction, so a poll cut
+off by the database leaves the last good state as it was, and its retry (or the next beat)
+stores the whole new one. A poll still running when the next is due is skipped.
 """
 
 import logging
@@ -13,6 +16,7 @@ import redis
 from celery import shared_task
 from django.conf import settings
 
+from domain.errors import DATABASE_UNAVAILABLE
 from domain.regions import REGIONS
 from ingestion import polls
 from ingestion.budget import BudgetExhausted
@@ -32,11 +36,13 @@ class _RetryOptions(TypedDict):
 
 
 _RETRY: _RetryOptions = {
-    "autoretry_for": (UpstreamUnavailable,),
+    "autoretry_for": (UpstreamUnavailable, *DATABASE_UNAVAILABLE),
     "retry_backoff": 2,
     "retry_backoff_max": 60,
     "retry_jitter": True,
-    "max_retries": 3,
+    # Up to about a minute of retries (2 + 4 + 8 + 16 + 32 s at most, jittered): a database
+    # restart or fail-over fits; a longer outage is left to the next beat.
+    "max_retries": 5,
 }
 
 

@@ -5,15 +5,24 @@ code after accepting it (a close code can only be sent on an accepted socket). N
 a middleware's frame and scope copy would stay alive for every socket's whole life.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
-from domain.errors import ApplicationError, AuthenticationFailed, ErrorCode
+from domain.errors import (
+    DATABASE_UNAVAILABLE,
+    ApplicationError,
+    AuthenticationFailed,
+    ErrorCode,
+    ServiceUnavailable,
+)
 from domain.models import User
 from domain.services.tokens import access_token_authenticate
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +54,8 @@ class SocketAuth:
 
 
 async def socket_authenticate(query_string: bytes) -> SocketAuth:
+    """Who the token is for, or why nobody: an ``ApplicationError`` for a refused token, and
+    ``ServiceUnavailable`` when the user cannot be read because the database is down."""
     token = _token_from_query(query_string)
     try:
         if not token:
@@ -56,4 +67,7 @@ async def socket_authenticate(query_string: bytes) -> SocketAuth:
         )(token=token)
     except ApplicationError as exc:
         return SocketAuth(None, None, exc)
+    except DATABASE_UNAVAILABLE as exc:
+        logger.warning("websocket authentication: database unavailable: %r", exc)
+        return SocketAuth(None, None, ServiceUnavailable.database())
     return SocketAuth(SocketUser.of(authenticated.user), authenticated.expires_at, None)

@@ -1,6 +1,11 @@
 """Websocket close codes (docs/protocol.md) and the one mapping from our errors to them."""
 
-from domain.errors import ApplicationError, AuthenticationFailed, PermissionDenied
+from domain.errors import (
+    ApplicationError,
+    AuthenticationFailed,
+    PermissionDenied,
+    ServiceUnavailable,
+)
 
 NORMAL = 1000
 GOING_AWAY = 1001  # the server is shutting down: reconnect and resume
@@ -8,6 +13,10 @@ UNAUTHENTICATED = 4401  # no, bad or expired token: refresh it, reconnect and re
 FORBIDDEN = 4403  # the account is not active: do not reconnect
 SLOW_CONSUMER = 4408  # the client read too slowly: reconnect and resume
 TOO_MANY_ERRORS = 4429  # too many invalid messages in a short time
+# The server cannot reach its database: reconnect with backoff and resume. Not the standard
+# 1013 ("try again later"): autobahn, under daphne, sends only 1000 and 3000-4999, and 4503
+# reads like its HTTP twin as 4401 and 4403 do.
+TRY_AGAIN_LATER = 4503
 
 
 def close_code_for(error: ApplicationError) -> int:
@@ -15,4 +24,6 @@ def close_code_for(error: ApplicationError) -> int:
         return UNAUTHENTICATED
     if isinstance(error, PermissionDenied):
         return FORBIDDEN
+    if isinstance(error, ServiceUnavailable):
+        return TRY_AGAIN_LATER
     raise ValueError(f"No close code for {type(error).__name__}") from error

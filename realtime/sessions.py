@@ -14,13 +14,14 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from domain.errors import DATABASE_UNAVAILABLE
 from domain.events import Stream, stream_allowed, stream_parse
 from realtime import close_codes
 from realtime.auth import SocketUser
 from realtime.hub import Hub, Member
 from realtime.publishing import encode_json, history_after, stream_head
 from realtime.sinks import Frame, Sink
-from realtime.snapshots import snapshot_frame, snapshot_json
+from realtime.snapshots import snapshot_json
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ Closer = Callable[[int], Awaitable[None]]
 ERROR_BURST = 10  # invalid messages tolerated at once...
 ERROR_REFILL_PER_S = 1.0  # ...and regained per second; beyond that the socket is closed
 DRAIN_TIMEOUT = 30.0  # a replay waits this long for a paused client before giving up
+# What makes a stream unavailable for a moment: Redis (history, seq) or the database (snapshot).
+_UNAVAILABLE: tuple[type[Exception], ...] = (TimeoutError, RedisError, *DATABASE_UNAVAILABLE)
 
 
 class Session:
@@ -116,26 +119,26 @@ class Session:
                 return
 
     async def _join(self, stream: Stream, since: int | None) -> None:
+        """Subscribe to ``stream`` (docs/protocol.md §4). If Redis, or the database a snapshot
+        is read from, fails on the way, the stream is answered ``unavailable`` (possibly after
+        its ``subscribed``), left in the hub, and the socket goes on."""
         try:
             member = await self._hub.join(stream.name, self._sink)
-        except (TimeoutError, RedisError):
-            logger.warning("cannot join %s", stream.name, exc_info=True)
-            self._unavailable(stream.name)
+        except (TimeoutError, RedisError) as exc:  # an outage: one line per refusal
+            logger.warning("cannot join %s: %r", stream.name, exc)
+            self._send_unavailable(stream)
             return
         self._members[stream.name] = member
         try:
-            await self._catch_up(stream, since, member)
-        except (TimeoutError, RedisError):
-            # Redis failed (or a resync outlasted the wait) between the subscribed message and
-            # going live: the client is told, and subscribes again (docs/protocol.md).
-            logger.warning("cannot catch %s up", stream.name, exc_info=True)
+            await self._catch_up(stream, member, since)
+        except _UNAVAILABLE as exc:
+            logger.warning("cannot send %s its state: %r", stream.name, exc)
             if self._members.get(stream.name) is member:
                 del self._members[stream.name]
                 self._hub.leave(stream.name, member)
-            self._unavailable(stream.name)
+            self._send_unavailable(stream)
 
-    async def _catch_up(self, stream: Stream, since: int | None, member: Member) -> None:
-        """Send the subscribed message and the replay or snapshot, then go live."""
+    async def _catch_up(self, stream: Stream, member: Member, since: int | None) -> None:
         head = await stream_head(self._hub.redis, stream.name)
         self._send({"type": "subscribed", "stream": stream.name, "seq": head})
         delivered = await self._replay(stream, since, head) if since is not None else None
@@ -144,7 +147,12 @@ class Session:
             if since is not None and since > head:
                 reason = "unknown_seq"
             data = await snapshot_json(stream, head, self._hub.redis)
-            self._sink.send(Frame.of_text(snapshot_frame(stream.name, head, reason, data)))
+            self._sink.send(
+                Frame.of_text(
+                    f'{{"type":"snapshot","stream":{encode_json(stream.name)},"seq":{head},'
+                    f'"reason":"{reason}","data":{data}}}'
+                )
+            )
             self._hub.metrics.snapshots += 1
             delivered = head
         else:
@@ -152,12 +160,12 @@ class Session:
         if stream.name in self._members:  # not unsubscribed or closed meanwhile
             await self._hub.go_live(stream.name, member, delivered)
 
-    def _unavailable(self, stream: str) -> None:
+    def _send_unavailable(self, stream: Stream) -> None:
         self._send(
             {
                 "type": "error",
                 "code": "unavailable",
-                "stream": stream,
+                "stream": stream.name,
                 "message": "The stream is unavailable; try again.",
             }
         )

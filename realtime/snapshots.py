@@ -36,6 +36,7 @@ async def snapshot_json(stream: Stream, seq: int, redis_client: Any) -> str:
         future.set_result(encode_json(await _snapshot_data(stream, redis_client)))
     except BaseException as exc:
         future.set_exception(exc)
+        future.exception()  # raised here and to any sharer: not an "exception never retrieved"
         _shared.pop(stream.name, None)
         raise
     return future.result()

@@ -1,4 +1,5 @@
-"""weer-serve: several daphne processes on one port, one service to the clients."""
+"""weer-serve: several daphne processes on one port, one service to the clients, and a dead
+process replaced."""
 
 import asyncio
 import contextlib
@@ -71,13 +72,24 @@ async def test_two_processes_share_the_port_the_streams_and_the_shutdown(tmp_pat
         assert not any(_running(pid) for pid in children)
 
 
-async def test_when_one_process_dies_the_whole_server_stops_for_its_supervisor(
+async def test_a_dead_process_is_replaced_and_one_that_keeps_dying_stops_the_server(
     tmp_path: Path,
 ) -> None:
-    """A dead process stops the whole server with a failure status, so it is restarted."""
-    with run_server(tmp_path, "-m", "realtime.serving.serve", "--processes", "2") as server:
-        first, second = sorted(_children(server.process.pid))
+    """A killed process is replaced on the same port while the other keeps running; when they
+    keep dying (here 2 within the window) the server stops them all and exits non-zero."""
+    command = ("-m", "realtime.serving.serve", "--processes", "2", "--max-deaths", "2")
+    with run_server(tmp_path, *command) as server:
+        parent = server.process.pid
+        first, second = sorted(_children(parent))
         os.kill(first, signal.SIGKILL)
-        assert await asyncio.to_thread(server.process.wait, 15) != 0
+        replacement = await asyncio.to_thread(
+            wait_for,
+            lambda: next(iter(_children(parent) - {first, second}), None),
+            "a process in place of the killed one",
+        )
+        assert _running(second)
+        assert server.process.poll() is None
+        os.kill(replacement, signal.SIGKILL)
+        assert await asyncio.to_thread(server.process.wait, 15) == 1
         assert not _running(second)
-        assert "exited" in server.output()
+        assert "giving up" in server.output()
