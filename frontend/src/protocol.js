@@ -13,7 +13,8 @@
  *   thing its subscriber sees is a fresh snapshot;
  * - the subscriber of a stream gets the server's `error` messages about it (`onError`); every
  *   `error` is also dispatched as a "servererror" event; `unavailable` retries the stream's
- *   subscribe after a backoff.
+ *   subscribe after a backoff that grows until the stream is served again (a snapshot or an
+ *   event: `subscribed` alone may still be followed by `unavailable`).
  * `status` says where it is (`Status`; STOPPED with no reason until `start()`), with a "status"
  * event on every change; `lastSeq`, `lastMessageAt` and `stoppedReason` are there for
  * indicators and tests.
@@ -340,10 +341,10 @@ export class LiveConnection extends EventTarget {
         this.#onServerError(message, state);
         break;
       case "subscribed":
-        if (state) state.retries = 0;
-        break;
+        break; // not yet a join that worked: `unavailable` may still follow it
       case "snapshot":
         if (state && typeof message.seq === "number") {
+          state.retries = 0; // the stream is served again: its next `unavailable` backs off anew
           state.lastSeq = message.seq;
           state.subscriber.onSnapshot(message.data, { seq: message.seq, reason: message.reason });
         }
@@ -373,6 +374,7 @@ export class LiveConnection extends EventTarget {
       return;
     }
     state.lastSeq = seq;
+    state.retries = 0;
     state.subscriber.onEvent(event);
   }
 

@@ -269,7 +269,7 @@ test("a server error about a stream goes to its onError; every error to the serv
 test("unavailable retries that stream's subscribe, with since, after a growing backoff", () => {
   const { clock, socket } = live();
   const unavailable = { type: "error", code: "unavailable", message: "try again", stream: STREAM };
-  const [first, second] = expectedDelays(2);
+  const [first, second, third] = expectedDelays(3);
   socket().receive(unavailable);
   assert.equal(clock.nextDelay(), first);
   clock.advance(first);
@@ -278,8 +278,24 @@ test("unavailable retries that stream's subscribe, with since, after a growing b
   assert.equal(clock.nextDelay(), second);
   clock.advance(second);
   assert.equal(socket().sentOf("subscribe").length, 3);
-  socket().receive(subscribed(100), unavailable); // a join that worked starts the backoff over
-  assert.ok(/** @type {number} */ (clock.nextDelay()) <= BACKOFF.initialMs);
+  socket().receive(subscribed(100), unavailable); // `subscribed` alone is no join that worked
+  assert.equal(clock.nextDelay(), third);
+});
+
+test("a snapshot or an event after an unavailable starts that stream's backoff over", () => {
+  const unavailable = { type: "error", code: "unavailable", message: "try again", stream: STREAM };
+  for (const served of [
+    { type: "snapshot", stream: STREAM, seq: 200, reason: "history_expired", data: {} },
+    { type: "beds.changed", stream: STREAM, seq: 101, data: {} },
+  ]) {
+    const { clock, socket } = live();
+    const random = seededRandom(SEED);
+    socket().receive(unavailable);
+    assert.equal(clock.nextDelay(), random() * BACKOFF.initialMs);
+    fireNext(clock);
+    socket().receive(subscribed(100), served, unavailable);
+    assert.equal(clock.nextDelay(), random() * BACKOFF.initialMs, served.type); // attempt 0 again
+  }
 });
 
 test("a drop during an unavailable wait cancels the retry: the reconnect subscribes anyway", () => {
