@@ -146,6 +146,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
                 "SET sql_mode='STRICT_ALL_TABLES,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO'"
             ),
             "isolation_level": "read committed",
+            # A database that stops answering (a partition, a frozen server) fails the query
+            # instead of holding a request thread or a task forever: the API answers 503.
+            "connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT_SECONDS", default=5),
+            "read_timeout": env.int("DATABASE_READ_TIMEOUT_SECONDS", default=30),
+            "write_timeout": env.int("DATABASE_READ_TIMEOUT_SECONDS", default=30),
         }
     )
     DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}

@@ -337,3 +337,34 @@ def _hospital_ids_uncommitted(db: MariaDBServer) -> set[str]:
         return {row[0] for row in cursor.fetchall()}
     finally:
         connection.close()
+
+
+def test_a_frozen_database_fails_requests_in_seconds_instead_of_holding_them(
+    db: MariaDBServer, tokens: list[str], tmp_path: Path
+) -> None:
+    """A database that stops answering without closing connections (frozen: a partition, a
+    stalled server) fails each API call within its read timeout, as a 503, not a hung
+    request; calls succeed again once it answers."""
+    bearer = {"Authorization": f"Bearer {tokens[0]}"}
+    timeouts = {"DATABASE_READ_TIMEOUT_SECONDS": "2", "DATABASE_CONNECT_TIMEOUT_SECONDS": "2"}
+    with run_server(
+        tmp_path,
+        "-m",
+        "realtime.serving.serve",
+        "--processes",
+        "1",
+        env={"DATABASE_URL": db.url, **timeouts},
+    ) as frozen_server:
+        assert _http(frozen_server, "/api/auth/me", None, bearer)[0] == 200
+        db.pause()
+        try:
+            status, headers, content = _http(frozen_server, "/api/auth/me", None, bearer)
+            assert status == 503, content[:300]
+            assert json.loads(content)["error"]["code"] == "unavailable"
+            assert "Retry-After" in headers
+        finally:
+            db.resume()
+        wait_for(
+            lambda: _http(frozen_server, "/api/auth/me", None, bearer)[0] == 200,
+            "the API answering again",
+        )
