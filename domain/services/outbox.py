@@ -42,8 +42,9 @@ def outbox_relay(*, batches: int | None = None) -> int:
     once published, until none are left (or ``batches`` went out); how many were published.
 
     Never raises for the two expected reasons to stop: the publisher failed (Redis
-    unreachable: one warning line, the rows stay for the next try) or another relay holds the
-    oldest rows. Database errors other than that lock conflict raise.
+    unreachable: one warning line, the rows stay for the next try) or the oldest rows are
+    locked (by another relay, or by a transaction that has not committed them yet). Database
+    errors other than that lock conflict raise.
     """
     publish = import_string(settings.EVENTS_PUBLISHER)
     sent = 0
