@@ -1,10 +1,12 @@
 """Who receives which event and what it carries: the streams, the event kinds, the payloads.
 
 Domain services describe what happened as events built here and hand them to
-``events_publish_on_commit``. Once the transaction commits, the one publishing path gives each
-event its stream's next sequence number and delivers it (``realtime.publishing``, named by
-``settings.EVENTS_PUBLISHER`` so that the domain never imports the realtime package: realtime
-depends on the domain, not the other way round). docs/protocol.md is the contract for all of it.
+``events_publish_on_commit``, which writes them to the outbox in the services' transaction. Once
+it commits, the outbox relay (``domain.services.outbox``) hands them to the one publishing path,
+which gives each event its stream's next sequence number and delivers it
+(``realtime.publishing``, named by ``settings.EVENTS_PUBLISHER`` so that the domain never imports
+the realtime package: realtime depends on the domain, not the other way round).
+docs/protocol.md is the contract for all of it; docs/realtime.md says how delivery is made sure.
 
 Streams: ``beds.<region code>`` and ``beds.all`` (any active user), ``hospital.<hpid>`` (staff
 of that hospital), ``crew.<user id>`` (that ambulance user), ``metrics`` (administrators) and
@@ -12,18 +14,18 @@ of that hospital), ``crew.<user id>`` (that ambulance user), ``metrics`` (admini
 a load test never shows fake bed changes to real tablets).
 """
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
-from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.utils.module_loading import import_string
 
-from domain.models import Role
+from domain.models import OutboxEvent, Role
 from domain.regions import REGIONS_BY_CODE
 
 # -- streams -----------------------------------------------------------------------------------
@@ -140,6 +142,9 @@ class Event(NamedTuple):
     stream: str
     kind: str
     data: Mapping[str, Any]
+    # Set by the outbox relay: the event's identity, so that publishing it again (the relay
+    # delivers at least once) is recognised and publishes nothing (OutboxEvent.delivery_id).
+    outbox_id: str | None = None
 
 
 def _on_bed_streams(region_code: str, kind: str, data: Mapping[str, Any]) -> list[Event]:
@@ -197,11 +202,44 @@ def reservation_changed(
     ]
 
 
+class _PayloadEncoder(DjangoJSONEncoder):
+    """Times in UTC ("…Z") whatever zone they were made in (the upstream's are KST), as
+    clients receive them (realtime.publishing encodes the same way)."""
+
+    def default(self, o: object) -> Any:
+        if isinstance(o, datetime) and o.tzinfo is not None:
+            o = o.astimezone(UTC)
+        return super().default(o)
+
+
+def _payload_json(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, cls=_PayloadEncoder, ensure_ascii=False, separators=(",", ":"))
+
+
 def events_publish_on_commit(events: Sequence[Event]) -> None:
-    """Publish ``events`` in order once the current transaction commits (at once outside
-    one), so that clients never see rolled-back state. If publishing fails then, the error is
-    logged and the transaction stays committed: the database is right and snapshots show it."""
-    if events:
-        publish = import_string(settings.EVENTS_PUBLISHER)
-        batch = list(events)
-        transaction.on_commit(lambda: publish(batch), robust=True)
+    """Deliver ``events``, in order, once the current transaction commits (at once outside
+    one), so that clients never see rolled-back state, and surely: they are written to the
+    outbox in the transaction itself (one INSERT), so they exist exactly when the change does.
+    After the commit the relay publishes them; if Redis is unreachable then, the transaction
+    stays committed and they go out within ``OUTBOX_RELAY_SECONDS`` of its return (beat).
+
+    Raises ``ValueError`` for a stream this service does not have, and ``TypeError`` for data
+    JSON cannot encode, before anything is written (both are programming errors, which must
+    not become rows that could never be published)."""
+    rows = []
+    for event in events:
+        if stream_parse(event.stream) is None:
+            raise ValueError(f"Not a stream: {event.stream!r}")
+        rows.append(
+            OutboxEvent(stream=event.stream, kind=event.kind, data=_payload_json(event.data))
+        )
+    if rows:
+        OutboxEvent.objects.bulk_create(rows)
+        transaction.on_commit(_relay_committed, robust=True)
+
+
+def _relay_committed() -> None:
+    # Imported here: the relay's module builds on this one (its Event), not the other way round.
+    from domain.services.outbox import ON_COMMIT_BATCHES, outbox_relay
+
+    outbox_relay(batches=ON_COMMIT_BATCHES)

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from domain.services.idempotency import idempotent_requests_forget
+from domain.services.outbox import outbox_relay
 from domain.services.reservations import reservations_sweep
 
 
@@ -16,3 +17,10 @@ def sweep_reservations() -> dict[str, int]:
 def forget_idempotency_keys() -> int:
     """Delete remembered Idempotency-Key answers past their retention (runs every 15 min)."""
     return idempotent_requests_forget()
+
+
+@shared_task(name="outbox.relay")
+def relay_outbox() -> int:
+    """Publish what the outbox still holds, e.g. events a commit could not publish while Redis
+    was unreachable (runs every OUTBOX_RELAY_SECONDS)."""
+    return outbox_relay()

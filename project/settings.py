@@ -79,6 +79,10 @@ RESERVATION_ETA_KMH = env.float("RESERVATION_ETA_KMH", default=40.0)
 # task deletes older ones every IDEMPOTENCY_FORGET_SECONDS).
 IDEMPOTENCY_KEY_SECONDS = env.int("IDEMPOTENCY_KEY_SECONDS", default=24 * 3600)
 IDEMPOTENCY_FORGET_SECONDS = 15 * 60.0
+# How often beat runs the outbox relay, which publishes the events of committed changes that
+# could not be published when they committed (Redis unreachable): the longest they wait once
+# Redis is back.
+OUTBOX_RELAY_SECONDS = env.float("OUTBOX_RELAY_SECONDS", default=1.0)
 
 # A region whose polls have not succeeded for this long is marked stale (beds.stale).
 INGEST_STALE_AFTER_SECONDS = env.float("INGEST_STALE_AFTER_SECONDS", default=15 * 60.0)
@@ -224,6 +228,13 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-reservations": {
         "task": "reservations.sweep",
         "schedule": RESERVATION_SWEEP_SECONDS,
+    },
+    # A run that has waited longer than its period is dropped (the next one does its work), so a
+    # worker busy with a long poll does not run a queue of them afterwards.
+    "relay-outbox": {
+        "task": "outbox.relay",
+        "schedule": OUTBOX_RELAY_SECONDS,
+        "options": {"expires": OUTBOX_RELAY_SECONDS},
     },
     "forget-idempotency-keys": {
         "task": "idempotency.forget",

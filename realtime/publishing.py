@@ -4,8 +4,10 @@ One Redis script, atomically per event: takes the stream's next sequence number,
 wire frame around the data (serialized once, here), appends it to the stream's bounded
 history (a Redis Stream whose entry IDs are ``<seq>-0``), and publishes it to the stream's
 pub/sub channel, which every server process's hub listens to. Domain services do not call it
-directly: they hand their events to ``domain.events.events_publish_on_commit``, which calls
-``publish_events`` (``settings.EVENTS_PUBLISHER``) once their transaction commits.
+directly: they hand their events to ``domain.events.events_publish_on_commit``, which writes them
+to the outbox in their transaction; the outbox relay (``domain.services.outbox``) hands them to
+``publish_events`` (``settings.EVENTS_PUBLISHER``) once it commits, at least once, and the
+script publishes each outbox id once.
 
 Sequence numbers start from the clock (ms since epoch) when a stream's counter is created, so a
 Redis that lost its data never reissues a number a client already holds: that client's
@@ -26,8 +28,14 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from domain.events import Event, stream_parse
 
-# KEYS: seq, history. ARGV: channel, frame head, data JSON, history ms, history maxlen.
+# KEYS: seq, history, outbox ids. ARGV: channel, frame head, data JSON, history ms, history
+# maxlen, outbox id ("" for an event that has none). An outbox id already seen on the stream
+# is a redelivery by the relay: nothing is published again and the seq it got is returned.
 _PUBLISH = """
+if ARGV[6] ~= '' then
+  local seen = redis.call('ZSCORE', KEYS[3], ARGV[6])
+  if seen then return tonumber(seen) end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', KEYS[1], now - 1, 'NX')
@@ -46,6 +54,13 @@ if tonumber(first[1][2][2]) < cutoff then
   redis.call('XTRIM', KEYS[2], 'MINID', keep_from)
 end
 redis.call('PUBLISH', ARGV[1], seq .. ' ' .. frame)
+if ARGV[6] ~= '' then
+  -- Remember it by seq; forget beyond the history's length, as history forgets the event.
+  redis.call('ZADD', KEYS[3], seq, ARGV[6])
+  if redis.call('ZCARD', KEYS[3]) > tonumber(ARGV[5]) then
+    redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[5]) - 1)
+  end
+end
 return seq
 """
 
@@ -65,6 +80,11 @@ def seq_key(stream: str) -> str:
 
 def history_key(stream: str) -> str:
     return f"{settings.REDIS_KEY_PREFIX}{{{stream}}}:history"
+
+
+def outbox_key(stream: str) -> str:
+    """The outbox ids published on the stream lately (a sorted set scored by their seq)."""
+    return f"{settings.REDIS_KEY_PREFIX}{{{stream}}}:outbox"
 
 
 _LIVE_PREFIX, _LIVE_SUFFIX = settings.REDIS_KEY_PREFIX + "{", "}:live"
@@ -94,22 +114,25 @@ def encode_json(data: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Call:
-    keys: tuple[str, str]
-    args: tuple[str, str, str, int, int]
+    keys: tuple[str, str, str]
+    args: tuple[str, str, str, int, int, str]
 
 
-def _publish_call(stream: str, kind: str, data: Mapping[str, Any]) -> _Call:
+def _publish_call(
+    stream: str, kind: str, data: Mapping[str, Any], outbox_id: str | None = None
+) -> _Call:
     if stream_parse(stream) is None:
         raise ValueError(f"Not a stream: {stream!r}")
     head = f'{{"type":{encode_json(kind)},"stream":{encode_json(stream)},"seq":'
     return _Call(
-        keys=(seq_key(stream), history_key(stream)),
+        keys=(seq_key(stream), history_key(stream), outbox_key(stream)),
         args=(
             live_channel(stream),
             head,
             encode_json(data),
             settings.REALTIME_HISTORY_SECONDS * 1000,
             settings.REALTIME_HISTORY_MAXLEN,
+            outbox_id or "",
         ),
     )
 
@@ -131,15 +154,19 @@ def _client() -> "redis.Redis":
 def publish_events(events: Sequence[Event]) -> list[int]:
     """Publish events in order, in one round trip, and return their sequence numbers.
 
+    An event with an ``outbox_id`` that its stream published already (the outbox relay
+    delivers at least once) is not published again: its seq is the one it got then. Events
+    without one are always published.
+
     Synchronous (services, Celery tasks). Raises ``ValueError`` for a malformed stream name
     (before anything is published) and ``redis.RedisError`` if Redis is unreachable.
     """
-    calls = [_publish_call(stream, kind, data) for stream, kind, data in events]
+    calls = [_publish_call(e.stream, e.kind, e.data, e.outbox_id) for e in events]
     if not calls:
         return []
     with _client().pipeline(transaction=False) as pipe:
         for call in calls:
-            pipe.eval(_PUBLISH, 2, *call.keys, *call.args)
+            pipe.eval(_PUBLISH, len(call.keys), *call.keys, *call.args)
         pipe.incrby(PUBLISHED_COUNTER, len(calls))
         *seqs, _ = pipe.execute()
     return [int(seq) for seq in seqs]
@@ -156,7 +183,7 @@ async def apublish_event(
     """``publish_event`` for code already on the event loop (the server's own metrics)."""
     call = _publish_call(stream, kind, data)
     async with client.pipeline(transaction=False) as pipe:
-        pipe.eval(_PUBLISH, 2, *call.keys, *call.args)
+        pipe.eval(_PUBLISH, len(call.keys), *call.keys, *call.args)
         pipe.incr(PUBLISHED_COUNTER)
         seq, _ = await pipe.execute()
     return int(seq)

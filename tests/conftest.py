@@ -185,8 +185,9 @@ def run_server(
 
 
 class RedisServer:
-    """A redis-server of the test's own, on a free loopback port, keeping nothing on disk: the
-    test may stop, restart and flush it (never the shared one)."""
+    """A redis-server of the test's own, on a free loopback port, keeping nothing on disk
+    unless stopped with ``save=True``: the test may stop, restart and flush it (never the
+    shared one)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -219,11 +220,12 @@ class RedisServer:
         wait_for(lambda: _pings(client), f"redis-server on {self.port}", timeout=10)
 
     def stop(self, *, save: bool = False) -> None:
-        """Kill it, as a crash would, so that it comes back empty; or with ``save``, shut it
-        down as an operator would, keeping its data on disk for the next ``start``."""
+        """Kill it (as a crash would: nothing is saved), or with ``save`` shut it down as an
+        operator's restart does, writing its data to its directory for the next ``start`` on
+        the same port to load."""
         assert self.process is not None, "not running"
         if save:
-            redis.Redis.from_url(self.url).shutdown(save=True)
+            redis.Redis.from_url(self.url, socket_timeout=10).shutdown(save=True)
         else:
             self.process.kill()
         self.process.wait(timeout=10)
@@ -250,21 +252,30 @@ def run_redis(directory: Path) -> Iterator[RedisServer]:
 
 
 @contextlib.contextmanager
-def run_celery_worker(log_dir: Path, simulator: SimulatorServer, **env: str) -> Iterator[None]:
+def run_celery_worker(
+    log_dir: Path, simulator: SimulatorServer | None, *options: str, **env: str
+) -> Iterator[None]:
     """A real Celery worker process on the test database and Redis, polling ``simulator``
-    (its service key ``e2e-key``); ``env`` adds settings. Yields once it is ready."""
+    (its service key ``e2e-key``) if one is given; ``options`` go to ``celery worker`` (e.g.
+    ``"-B"``: run the beat schedule too, its state file in ``log_dir``), ``env`` adds
+    settings. Yields once it is ready."""
     log = log_dir / "worker.log"
+    argv = [sys.executable, "-m", "celery", "-A", "project", "worker", "-P", "solo", "-l", "INFO"]
+    argv += [*options, "-s", str(log_dir / "beat-schedule")] if "-B" in options else options
+    upstream = (
+        {
+            "UPSTREAM_BASE_URL": simulator.api_url,
+            "UPSTREAM_SERVICE_KEY": "e2e-key",
+            "UPSTREAM_TIMEOUT_SECONDS": "1",
+            "UPSTREAM_DAILY_CALL_BUDGET": "1000000",
+        }
+        if simulator is not None
+        else {}
+    )
     with log.open("wb") as out:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "project", "worker", "-P", "solo", "-l", "INFO"],
-            env={
-                **server_env(),
-                "UPSTREAM_BASE_URL": simulator.api_url,
-                "UPSTREAM_SERVICE_KEY": "e2e-key",
-                "UPSTREAM_TIMEOUT_SECONDS": "1",
-                "UPSTREAM_DAILY_CALL_BUDGET": "1000000",
-                **env,
-            },
+            argv,
+            env={**server_env(), **upstream, **env},
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=settings.BASE_DIR,

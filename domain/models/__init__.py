@@ -1,5 +1,5 @@
-"""WeER's persistent model: who uses the service, the hospitals and their live ER state, and
-the reservation records that connect crews to ERs."""
+"""WeER's persistent model: who uses the service, the hospitals and their live ER state, the
+reservation records that connect crews to ERs, and the outbox of events not yet delivered."""
 
 from .clinical import AgeBand, Consciousness, PatientCondition, Sex
 from .hospitals import (
@@ -12,6 +12,7 @@ from .hospitals import (
     SevereIllnessAcceptance,
 )
 from .idempotency import IdempotentRequest
+from .outbox import OutboxEvent
 from .reservations import DeclineReason, Reservation, ReservationEvent, ReservationStatus
 from .users import Approval, RefreshToken, Role, User
 
@@ -26,6 +27,7 @@ __all__ = [
     "EmergencyClass",
     "Hospital",
     "IdempotentRequest",
+    "OutboxEvent",
     "PatientCondition",
     "RefreshToken",
     "RegionFreshness",
