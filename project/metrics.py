@@ -2,6 +2,7 @@
 backlog, in Prometheus text format. Composed here, where the packages meet, so neither imports
 the other."""
 
+import logging
 from collections.abc import Iterator
 
 from django.conf import settings
@@ -14,6 +15,8 @@ from prometheus_client.registry import Collector
 from domain.selectors.outbox import outbox_backlog
 from ingestion.metrics import IngestionMetricsCollector
 from realtime.metrics import RedisMetricsCollector
+
+logger = logging.getLogger(__name__)
 
 
 class OutboxMetricsCollector(Collector):
@@ -33,10 +36,43 @@ class OutboxMetricsCollector(Collector):
         )
 
 
+class _Sources(Collector):
+    """Every source's figures, each read on its own: a source that cannot be read (Redis or the
+    database during an outage, just when the figures matter most) is left out, logged, and
+    shown as ``weer_metrics_source_up{source} 0``, instead of failing the whole page."""
+
+    def __init__(self, sources: dict[str, Collector]) -> None:
+        self._sources = sources
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "weer_metrics_source_up",
+            "Whether the source's figures could be read for this scrape (1) or not (0)",
+            labels=["source"],
+        )
+        for name, source in self._sources.items():
+            try:
+                figures = list(source.collect())
+            except Exception as exc:
+                logger.warning("/metrics: cannot read %s: %r", name, exc)
+                figures = []
+                up.add_metric([name], 0)
+            else:
+                up.add_metric([name], 1)
+            yield from figures
+        yield up
+
+
 _registry = CollectorRegistry(auto_describe=False)
-_registry.register(RedisMetricsCollector(settings.REDIS_URL))
-_registry.register(IngestionMetricsCollector(settings.REDIS_URL))
-_registry.register(OutboxMetricsCollector())
+_registry.register(
+    _Sources(
+        {
+            "realtime": RedisMetricsCollector(settings.REDIS_URL),
+            "ingestion": IngestionMetricsCollector(settings.REDIS_URL),
+            "outbox": OutboxMetricsCollector(),
+        }
+    )
+)
 
 
 def prometheus_metrics(request: HttpRequest) -> HttpResponse:

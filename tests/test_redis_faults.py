@@ -265,7 +265,8 @@ async def _ready(http: httpx.AsyncClient) -> bool:
 
 async def test_redis_down_for_a_while_then_back_with_its_data(system: System) -> None:
     """While Redis is down, the screen's socket stays open, a new subscription is answered
-    ``unavailable``, /readyz is not ready and the API still serves reads from the database;
+    ``unavailable``, /readyz is not ready, /metrics shows what it can (the Redis figures marked
+    down) and the API still serves reads from the database;
     when Redis comes back with its data, events carry on from the seq the screen holds, with
     no snapshot and nothing for the client to do."""
     opened = {await asyncio.to_thread(_request, system)}
@@ -284,6 +285,10 @@ async def test_redis_down_for_a_while_then_back_with_its_data(system: System) ->
         assert (await http.get("/readyz")).status_code == 503
         hospitals = await http.get("/api/hospitals", headers=crew)
         assert hospitals.status_code == 200, hospitals.text
+        metrics = await http.get("/metrics")  # what still can be read, and what cannot
+        assert metrics.status_code == 200
+        assert 'weer_metrics_source_up{source="realtime"} 0.0' in metrics.text
+        assert 'weer_metrics_source_up{source="outbox"} 1.0' in metrics.text
         system.redis.start()
         await eventually(lambda: _ready(http), "ready again once Redis is back", timeout=30)
         opened.add(await asyncio.to_thread(_request, system))
