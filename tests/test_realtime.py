@@ -246,7 +246,7 @@ async def test_event_lost_on_pubsub_is_recovered_from_history(daphne_server: Dap
         await asyncio.to_thread(publish_event, "beds.30", "beds.changed", _change("Z", 1))
         call = _publish_call("beds.30", "beds.changed", _change("Z", 2))
         redis.Redis.from_url(settings.REDIS_URL).eval(
-            _PUBLISH, 2, *call.keys, live_channel("nobody"), *call.args[1:]
+            _PUBLISH, len(call.keys), *call.keys, live_channel("nobody"), *call.args[1:]
         )  # in history, but its pub/sub message went nowhere
         await asyncio.to_thread(publish_event, "beds.30", "beds.changed", _change("Z", 3))
         events = await client.events(3)
@@ -272,7 +272,7 @@ async def test_a_burst_over_two_streams_with_a_lost_event_arrives_whole_and_in_o
         with redis.Redis.from_url(settings.REDIS_URL).pipeline(transaction=False) as pipe:
             for n, call in enumerate(calls):
                 channel = live_channel("nobody") if n == 151 else call.args[0]
-                pipe.eval(_PUBLISH, 2, *call.keys, channel, *call.args[1:])
+                pipe.eval(_PUBLISH, len(call.keys), *call.keys, channel, *call.args[1:])
             await asyncio.to_thread(pipe.execute)
         events = await client.events(300)
         await client.assert_nothing_pending()
@@ -410,7 +410,7 @@ async def test_a_member_going_live_ahead_of_its_lagging_hub_gets_no_event_twice(
         late = []  # published, in history, but their pub/sub messages still on their way
         for n in range(3):
             call = _publish_call(stream, "beds.changed", _change("L", n))
-            seq = client.eval(_PUBLISH, 2, *call.keys, live_channel("nobody"), *call.args[1:])
+            seq = client.eval(_PUBLISH, len(call.keys), *call.keys, live_channel("nobody"), *call.args[1:])
             entries = client.xrange(history_key(stream), f"{seq}-0", f"{seq}-0")
             [(_, fields)] = cast(list[tuple[bytes, dict[bytes, bytes]]], entries)
             late.append(b"%d %s" % (seq, fields[b"f"]))
