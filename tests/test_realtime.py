@@ -410,7 +410,9 @@ async def test_a_member_going_live_ahead_of_its_lagging_hub_gets_no_event_twice(
         late = []  # published, in history, but their pub/sub messages still on their way
         for n in range(3):
             call = _publish_call(stream, "beds.changed", _change("L", n))
-            seq = client.eval(_PUBLISH, len(call.keys), *call.keys, live_channel("nobody"), *call.args[1:])
+            seq = client.eval(
+                _PUBLISH, len(call.keys), *call.keys, live_channel("nobody"), *call.args[1:]
+            )
             entries = client.xrange(history_key(stream), f"{seq}-0", f"{seq}-0")
             [(_, fields)] = cast(list[tuple[bytes, dict[bytes, bytes]]], entries)
             late.append(b"%d %s" % (seq, fields[b"f"]))
