@@ -41,7 +41,18 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', KEYS[1], now - 1, 'NX')
 local seq = redis.call('INCR', KEYS[1])
 local frame = ARGV[2] .. seq .. ',"ts":' .. now .. ',"data":' .. ARGV[3] .. '}'
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'ts', now, 'f', frame)
+local added = redis.pcall(
+  'XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'ts', now, 'f', frame)
+if type(added) == 'table' and added.err then
+  -- The counter is behind its own history (the two came back from different points in time):
+  -- move it past the history's newest entry, so no number is used twice; hubs resync.
+  local newest = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+  local top = tonumber(string.match(newest[1][1], '^(%d+)'))
+  redis.call('SET', KEYS[1], top + 1000)
+  seq = redis.call('INCR', KEYS[1])
+  frame = ARGV[2] .. seq .. ',"ts":' .. now .. ',"data":' .. ARGV[3] .. '}'
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'ts', now, 'f', frame)
+end
 local cutoff = now - tonumber(ARGV[4])
 local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 if tonumber(first[1][2][2]) < cutoff then

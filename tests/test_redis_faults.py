@@ -139,6 +139,33 @@ async def test_a_counter_that_went_back_never_reissues_a_seq_a_client_holds(
         assert (snapshot["type"], snapshot["reason"]) == ("snapshot", "history_expired")
 
 
+async def test_a_counter_behind_its_own_history_still_publishes_past_it(
+    daphne_server: DaphneServer,
+) -> None:
+    """The counter came back older than the history (the two restored from different points in
+    time): the next publish does not fail on the history's newer IDs, forever blocking the
+    outbox behind it, but takes a seq past the newest entry; the client is resynchronised and
+    carries on from there."""
+    stream = "loadtest.behind"
+    user = await asyncio.to_thread(UserFactory)
+    raw = redis.Redis.from_url(settings.REDIS_URL)
+    async with WsClient.connect(daphne_server, access_token_issue(user=user)) as client:
+        head = (await client.subscribe(stream))["seq"]
+        assert (await client.next())["type"] == "snapshot"
+        held = [
+            await asyncio.to_thread(publish_event, stream, "loadtest.tick", {"n": n})
+            for n in range(2)
+        ]
+        assert [e["seq"] for e in await client.events(2)] == held
+        raw.set(seq_key(stream), head - 50)
+        moved = await asyncio.to_thread(publish_event, stream, "loadtest.tick", {"n": 2})
+        assert moved > held[-1]
+        messages = await _read_until_seq(client, stream, moved)
+        assert [m["type"] for m in messages][:1] == ["snapshot"]
+        assert messages[0]["reason"] == "resync"
+        _assert_contiguous_after_last_snapshot(messages)
+
+
 # -- a private Redis restarted, flushed, stopped ----------------------------------------------
 
 
