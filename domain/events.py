@@ -240,6 +240,6 @@ def events_publish_on_commit(events: Sequence[Event]) -> None:
 
 def _relay_committed() -> None:
     # Imported here: the relay's module builds on this one (its Event), not the other way round.
-    from domain.services.outbox import ON_COMMIT_BATCHES, outbox_relay
+    from domain.services.outbox import outbox_relay_after_commit
 
-    outbox_relay(batches=ON_COMMIT_BATCHES)
+    outbox_relay_after_commit()

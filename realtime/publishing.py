@@ -25,6 +25,8 @@ import redis
 import redis.asyncio
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from domain.events import Event, stream_parse
 
@@ -155,9 +157,14 @@ def _client() -> "redis.Redis":
     global _sync_client
     if _sync_client is None:
         # Bounded waits: a Redis that stopped answering (a partition, a paused server) fails
-        # the publish after a few seconds instead of holding a request or a task forever.
+        # the publish within seconds instead of holding a request or a task forever (the
+        # outbox keeps the events). One immediate retry: a pooled connection that a Redis
+        # restart closed is replaced at once.
         _sync_client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5
+            settings.REDIS_URL,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            retry=Retry(NoBackoff(), 1),
         )
     return _sync_client
 

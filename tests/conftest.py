@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -230,6 +231,15 @@ class RedisServer:
             self.process.kill()
         self.process.wait(timeout=10)
         self.process = None
+
+    def pause(self) -> None:
+        """Freeze it (SIGSTOP): connections stay open and nothing answers, as in a partition."""
+        assert self.process is not None, "not running"
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None, "not running"
+        self.process.send_signal(signal.SIGCONT)
 
 
 def _pings(client: redis.Redis) -> bool:

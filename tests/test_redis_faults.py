@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import redis
 from django.conf import settings
 
 from domain.models import Role, User
+from domain.services.outbox import AFTER_FAILURE_SECONDS
 from domain.services.tokens import access_token_issue
 from realtime.publishing import REBASE_GAP, history_key, live_channel, publish_event, seq_key
 from tests.conftest import DaphneServer, RedisServer, run_redis, run_server
@@ -436,3 +438,27 @@ async def test_a_pubsub_connection_that_went_silently_dead_is_replaced(tmp_path:
                 assert published == held + 1
                 event = await client.next(timeout=30)
                 assert (event["type"], event["seq"]) == ("loadtest.tick", held + 1)
+
+
+def _timed_request(system: System) -> tuple[float, int]:
+    """How long a request took to answer, and the reservation's id."""
+    started = time.monotonic()
+    rid = _request(system)
+    return time.monotonic() - started, rid
+
+
+async def test_writes_do_not_wait_on_a_redis_that_stopped_answering(system: System) -> None:
+    """Redis freezes (a partition: nothing answers, nothing closes): requests still commit, and
+    after the first one (which waits out the publisher's timeout) they answer without waiting
+    for a publish bound to fail; once Redis answers again, a commit delivers them all."""
+    async with _screen(system) as screen:
+        system.redis.pause()
+        try:
+            made = [await asyncio.to_thread(_timed_request, system) for _ in range(4)]
+        finally:
+            system.redis.resume()
+        first, *later = [took for took, _ in made]
+        assert first >= 2 > max(later) * 2, (first, later)  # the timeout once, then not again
+        await asyncio.sleep(AFTER_FAILURE_SECONDS)  # the commit relay's pause after a failure
+        opened = {rid for _, rid in made} | {await asyncio.to_thread(_request, system)}
+        await screen.read_until(opened)

@@ -16,6 +16,7 @@ runs when it commits (waiting would hold up the request that committed).
 import itertools
 import json
 import logging
+import time
 
 from django.conf import settings
 from django.db import OperationalError, transaction
@@ -30,11 +31,24 @@ BATCH = 500
 # The relay run by a commit stops after this many batches, so that the request that happens to
 # commit first after an outage does not deliver the whole backlog before it answers: beat does.
 ON_COMMIT_BATCHES = 4
+# After a failed publish, relays run by commits in this process leave it to beat for this long:
+# while Redis is unreachable (a partition costs each attempt the publisher's timeout) a request
+# that commits does not wait for a publish bound to fail. Beat keeps trying every second.
+AFTER_FAILURE_SECONDS = 2.0
+_failed_at: float | None = None  # this process's last failed publish (monotonic)
 _LOCK_WAIT = 1205  # MariaDB/MySQL: "Lock wait timeout exceeded", what NOWAIT raises
 
 
 class _PublishFailed(Exception):
     pass
+
+
+def outbox_relay_after_commit() -> int:
+    """The relay a commit runs: at most ``ON_COMMIT_BATCHES``, and none within
+    ``AFTER_FAILURE_SECONDS`` of a failed publish in this process (beat delivers then)."""
+    if _failed_at is not None and time.monotonic() - _failed_at < AFTER_FAILURE_SECONDS:
+        return 0
+    return outbox_relay(batches=ON_COMMIT_BATCHES)
 
 
 def outbox_relay(*, batches: int | None = None) -> int:
@@ -62,6 +76,8 @@ def outbox_relay(*, batches: int | None = None) -> int:
                     raise _PublishFailed from error
                 OutboxEvent.objects.filter(id__in=[row.pk for row in rows]).delete()
         except _PublishFailed as failed:
+            global _failed_at
+            _failed_at = time.monotonic()
             logger.warning(
                 "outbox: publishing failed, events from id %s wait for the next try: %s: %s",
                 rows[0].pk,
