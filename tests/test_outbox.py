@@ -103,7 +103,7 @@ def test_writes_commit_while_redis_is_down_and_the_relay_delivers_them_in_order_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With the publisher's Redis stopped, a request, its acknowledgement, its approval and an
-    ingestion poll all commit and answer 2xx; each failed publish logs one line (no traceback)
+    ingestion poll all commit and answer 2xx; the failed publish logs one line (no traceback)
     and /metrics shows the backlog; once Redis is back the relay delivers every event, each
     stream's in the order of its changes, and the outbox is empty."""
     hospital = ERStatusFactory(
@@ -135,8 +135,9 @@ def test_writes_commit_while_redis_is_down_and_the_relay_delivers_them_in_order_
                 reports=[bed_report("OUTBOX0B", later, er_general=9, er_general_capacity=20)],
             )
         assert Reservation.objects.get(pk=rid).status == ReservationStatus.APPROVED
+        # The first commit's relay fails and says so; the next commits leave it to beat.
         failures = [r for r in caplog.records if r.name == "domain.services.outbox"]
-        assert len(failures) == 4, [r.getMessage() for r in caplog.records]
+        assert len(failures) == 1, [r.getMessage() for r in caplog.records]
         assert all(r.levelno == logging.WARNING and r.exc_info is None for r in failures)
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
