@@ -32,6 +32,9 @@ from domain.regions import REGIONS_BY_CODE
 
 BEDS_ALL = "beds.all"
 METRICS = "metrics"
+# Changes to accounts that servers must act on (close a revoked user's sockets, forget what they
+# cached): followed by every server's hub, received by no client.
+ACCOUNTS = "accounts"
 MAX_STREAM_NAME = 64
 _NAME = re.compile(r"^(beds|hospital|crew|loadtest)\.([A-Za-z0-9_-]{1,32})$")
 
@@ -42,6 +45,7 @@ class StreamKind(StrEnum):
     CREW = "crew"
     METRICS = "metrics"
     LOADTEST = "loadtest"
+    ACCOUNTS = "accounts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,8 @@ def stream_parse(name: object) -> Stream | None:
         return None
     if name == METRICS:
         return Stream(name, StreamKind.METRICS, "")
+    if name == ACCOUNTS:
+        return Stream(name, StreamKind.ACCOUNTS, "")
     match = _NAME.match(name)
     if match is None:
         return None
@@ -87,6 +93,8 @@ def stream_allowed(receiver: Receiver, stream: Stream) -> bool:
         return receiver.role == Role.HOSPITAL and receiver.hpid == stream.key
     if stream.kind is StreamKind.CREW:
         return receiver.role == Role.AMBULANCE and str(receiver.id) == stream.key
+    if stream.kind is StreamKind.ACCOUNTS:
+        return False
     return receiver.role == Role.ADMIN
 
 
@@ -114,6 +122,7 @@ BEDS_STALE = "beds.stale"
 ACCEPTANCE_CHANGED = "acceptance.changed"
 ANNOUNCEMENTS_CHANGED = "announcements.changed"
 METRICS_SNAPSHOT = "metrics.snapshot"
+ACCOUNT_CHANGED = "account.changed"
 LOADTEST_TICK = "loadtest.tick"
 
 
@@ -214,6 +223,23 @@ class _PayloadEncoder(DjangoJSONEncoder):
 
 def _payload_json(data: Mapping[str, Any]) -> str:
     return json.dumps(data, cls=_PayloadEncoder, ensure_ascii=False, separators=(",", ":"))
+
+
+class AccountClose(StrEnum):
+    """Why a changed account's sockets are closed (the ``error`` code they are sent first)."""
+
+    DISABLED = "account_disabled"  # close 4403: do not reconnect
+    REJECTED = "account_rejected"  # close 4403
+    REVOKED = "token_revoked"  # close 4401: logged out or new password; log in again
+
+
+def account_changed(
+    *, user_id: int, close: AccountClose | None = None, family: str | None = None
+) -> list[Event]:
+    """Servers forget what they cached of the account; with ``close``, they close its sockets
+    (only those opened with tokens of the login ``family``, if given) and refuse new ones."""
+    data = {"user": user_id, "close": close, "family": family}
+    return [Event(ACCOUNTS, ACCOUNT_CHANGED, data)]
 
 
 def events_publish_on_commit(events: Sequence[Event]) -> None:

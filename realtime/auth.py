@@ -1,4 +1,5 @@
-"""Websocket authentication: ``?token=<access JWT>``, verified by the same function as HTTP.
+"""Websocket authentication: ``?token=<access JWT>``, checked by the same rules as HTTP
+(``domain.services.tokens``), with the account's status cached (``realtime.accounts``).
 
 The consumer authenticates in ``connect`` and closes an unauthenticated socket with a documented
 code after accepting it (a close code can only be sent on an accepted socket). Not a middleware:
@@ -6,11 +7,11 @@ a middleware's frame and scope copy would stay alive for every socket's whole li
 """
 
 import logging
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
-
-from channels.db import database_sync_to_async
 
 from domain.errors import (
     DATABASE_UNAVAILABLE,
@@ -19,8 +20,10 @@ from domain.errors import (
     ErrorCode,
     ServiceUnavailable,
 )
-from domain.models import User
-from domain.services.tokens import access_token_authenticate
+from domain.services.tokens import AccessClaims, access_admits, access_claims
+
+if TYPE_CHECKING:
+    from realtime.accounts import AccountWatcher
 
 logger = logging.getLogger(__name__)
 
@@ -28,15 +31,19 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class SocketUser:
     """All a socket needs of its user, kept for the connection's life instead of the ``User``
-    row (a model instance and its fields cost about 1 KB per socket)."""
+    row (a model instance and its fields cost about 1 KB per socket): who it is, and which
+    login and token generation its token came from (to close it when those are revoked)."""
 
     id: int
     role: str
     hpid: str | None  # the hospital of ER staff
+    family: str | None = None
+    generation: int = 0
 
-    @classmethod
-    def of(cls, user: User) -> "SocketUser":
-        return cls(user.pk, user.role, user.hospital.hpid if user.hospital else None)
+    @property
+    def claims(self) -> AccessClaims:
+        """What ``access_admits`` needs of the socket's token (its expiry is the socket's)."""
+        return AccessClaims(self.id, datetime.max.replace(tzinfo=UTC), self.family, self.generation)
 
 
 def _token_from_query(query_string: bytes) -> str | None:
@@ -46,28 +53,33 @@ def _token_from_query(query_string: bytes) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class SocketAuth:
-    """Who is on a socket until when, or why nobody is."""
+    """Who is on a socket until when, or why nobody is; and when the status it was
+    authenticated with was read (``AccountWatcher.add``)."""
 
     user: SocketUser | None
     expires_at: datetime | None
     error: ApplicationError | None
+    authenticated_at: float = 0.0
 
 
-async def socket_authenticate(query_string: bytes) -> SocketAuth:
+async def socket_authenticate(query_string: bytes, accounts: "AccountWatcher") -> SocketAuth:
     """Who the token is for, or why nobody: an ``ApplicationError`` for a refused token, and
-    ``ServiceUnavailable`` when the user cannot be read because the database is down."""
+    ``ServiceUnavailable`` when the user cannot be read because the database is down. The
+    signature is checked here; the account's status comes from ``accounts`` (cached: no
+    database query while it is)."""
     token = _token_from_query(query_string)
+    started = time.monotonic()
     try:
         if not token:
             raise AuthenticationFailed("No token given.", code=ErrorCode.TOKEN_MISSING)
-        # Not thread-sensitive: a crowd reconnecting at once is authenticated on several
-        # threads (each with its own database connection) instead of one at a time.
-        authenticated = await database_sync_to_async(
-            access_token_authenticate, thread_sensitive=False
-        )(token=token)
+        claims = access_claims(token)
+        status = await accounts.status(claims.user_id)
+        access_admits(status, claims)
     except ApplicationError as exc:
         return SocketAuth(None, None, exc)
     except DATABASE_UNAVAILABLE as exc:
         logger.warning("websocket authentication: database unavailable: %r", exc)
         return SocketAuth(None, None, ServiceUnavailable.database())
-    return SocketAuth(SocketUser.of(authenticated.user), authenticated.expires_at, None)
+    assert status is not None  # noqa: S101 - access_admits refused a missing user
+    user = SocketUser(status.id, status.role, status.hpid, claims.family, claims.generation)
+    return SocketAuth(user, claims.expires_at, None, started)

@@ -6,6 +6,7 @@ from domain.errors import (
     PermissionDenied,
     ServiceUnavailable,
 )
+from domain.events import AccountClose
 
 NORMAL = 1000
 GOING_AWAY = 1001  # the server is shutting down: reconnect and resume
@@ -27,3 +28,9 @@ def close_code_for(error: ApplicationError) -> int:
     if isinstance(error, ServiceUnavailable):
         return TRY_AGAIN_LATER
     raise ValueError(f"No close code for {type(error).__name__}") from error
+
+
+def close_code_for_revocation(code: str) -> int:
+    """An account that lost its access: 4403 if disabled or rejected, 4401 if its login was
+    ended (log-out, a new password)."""
+    return UNAUTHENTICATED if code == AccountClose.REVOKED else FORBIDDEN

@@ -42,7 +42,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
             pass
 
     async def connect(self) -> None:
-        auth = await socket_authenticate(self.scope.get("query_string", b""))
+        hub = get_hub()
+        auth = await socket_authenticate(self.scope.get("query_string", b""), hub.accounts)
         await self.accept()
         if auth.error is not None or auth.user is None or auth.expires_at is None:
             error = auth.error or AuthenticationFailed(
@@ -56,7 +57,6 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.close(code=close_codes.close_code_for(error))
             return
         user = auth.user
-        hub = get_hub()
         self.session = Session(
             user=user,
             hub=hub,
@@ -69,6 +69,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 hub.metrics,
             ),
         )
+        hub.accounts.add(self.session, authenticated_at=auth.authenticated_at)
         hub.metrics.connection_opened(user.role)
         seconds_left = (auth.expires_at - datetime.now(UTC)).total_seconds()
         self._expiry = asyncio.get_running_loop().call_later(

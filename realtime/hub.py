@@ -26,6 +26,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from domain.events import stream_parse
+from realtime.accounts import AccountWatcher
 from realtime.metrics import ProcessMetrics
 from realtime.publishing import (
     history_after,
@@ -88,6 +89,7 @@ class Hub:
         )
         self.process_id = f"{socket.gethostname()}:{os.getpid()}"
         self.metrics = ProcessMetrics()
+        self.accounts = AccountWatcher(self)
         self._feeds: dict[str, Feed] = {}
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
         self._listener: asyncio.Task[None] | None = None
@@ -392,6 +394,7 @@ class Hub:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.accounts.close()
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py: untyped
         await self.redis.aclose()
 

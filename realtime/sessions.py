@@ -250,7 +250,19 @@ class Session:
         self.leave_all()
         await self._close(code)
 
+    async def revoke(self, code: str) -> None:
+        """The account lost its access (``AccountClose``): say why, and close the socket."""
+        self._send(
+            {
+                "type": "error",
+                "code": code,
+                "message": "This account's access was withdrawn on this device: log in again.",
+            }
+        )
+        await self.end(close_codes.close_code_for_revocation(code))
+
     def leave_all(self) -> None:
+        self._hub.accounts.discard(self)
         for name, member in self._members.items():
             self._hub.leave(name, member)
         self._members.clear()

@@ -64,7 +64,7 @@ async def _snapshot_data(stream: Stream, redis_client: Any) -> dict[str, Any]:
             crew_id=int(stream.key)
         )
         return {"reservations": reservations}
-    if stream.kind is StreamKind.LOADTEST:
+    if stream.kind in (StreamKind.LOADTEST, StreamKind.ACCOUNTS):
         return {}
     latest = await redis_client.get(LATEST_KEY)
     return json.loads(latest) if latest else {}

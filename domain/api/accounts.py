@@ -7,7 +7,7 @@ from domain.api.schemas import ErrorOut, Paging, RejectIn, UserOut, page_of
 from domain.api.security import access_token_auth
 from domain.models import User
 from domain.selectors.users import user_list
-from domain.services.users import user_approve, user_reject
+from domain.services.users import user_approve, user_disable, user_enable, user_reject
 
 router = Router(tags=["admin"], auth=access_token_auth)
 
@@ -51,3 +51,15 @@ def reject(request: HttpRequest, user_id: int, payload: RejectIn | None = None) 
     """Reject a pending account or withdraw an active one's access (the body is optional)."""
     reason = payload.reason if payload else ""
     return user_reject(user_id=user_id, by=_caller(request), reason=reason)
+
+
+@router.post("/users/{user_id}/disable", response={200: UserOut, **_ERRORS})
+def disable(request: HttpRequest, user_id: int) -> User:
+    """Take an account's access away: its logins end and its open sockets close (4403)."""
+    return user_disable(user_id=user_id, by=_caller(request))
+
+
+@router.post("/users/{user_id}/enable", response={200: UserOut, **_ERRORS})
+def enable(request: HttpRequest, user_id: int) -> User:
+    """Give a disabled account its access back (it logs in again)."""
+    return user_enable(user_id=user_id, by=_caller(request))

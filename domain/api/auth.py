@@ -4,6 +4,7 @@ from ninja import Router, Status
 from domain.api.schemas import (
     CredentialsIn,
     ErrorOut,
+    PasswordChangeIn,
     RefreshIn,
     SignUpIn,
     TokenPairOut,
@@ -11,7 +12,13 @@ from domain.api.schemas import (
 )
 from domain.api.security import access_token_auth
 from domain.models import User
-from domain.services.tokens import TokenPair, token_pair_for_credentials, token_pair_refresh
+from domain.services.tokens import (
+    TokenPair,
+    token_pair_for_credentials,
+    token_pair_refresh,
+    user_log_out,
+    user_password_change,
+)
 from domain.services.users import user_sign_up
 
 router = Router(tags=["auth"])
@@ -60,3 +67,29 @@ def me(request: HttpRequest) -> User:
     """The account the access token belongs to."""
     user: User = request.auth  # type: ignore[attr-defined]
     return user
+
+
+@router.post("/logout", response={204: None, 400: ErrorOut, 401: ErrorOut})
+def log_out(request: HttpRequest, payload: RefreshIn) -> Status[None]:
+    """End this login: its refresh token stops working and the sockets opened with its
+    access tokens close (4401 ``token_revoked``)."""
+    user_log_out(refresh_token=payload.refresh)
+    return Status(204, None)
+
+
+@router.post(
+    "/password",
+    response={200: TokenPairOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut},
+    auth=access_token_auth,
+)
+def change_password(request: HttpRequest, payload: PasswordChangeIn) -> TokenPairOut:
+    """Set a new password: every earlier token stops working and the account's open sockets
+    close (4401 ``token_revoked``); the answer is a fresh pair for this client."""
+    user: User = request.auth  # type: ignore[attr-defined]
+    return _pair_out(
+        user_password_change(
+            user=user,
+            current_password=payload.current_password,
+            new_password=payload.new_password,
+        )
+    )

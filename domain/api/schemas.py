@@ -85,6 +85,11 @@ class RefreshIn(BodyIn):
     refresh: str = Field(min_length=1, max_length=4096)
 
 
+class PasswordChangeIn(BodyIn):
+    current_password: str = Field(min_length=1, max_length=128)
+    new_password: str = Field(min_length=1, max_length=128)
+
+
 class TokenPairOut(Schema):
     access: str
     refresh: str

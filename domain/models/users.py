@@ -48,6 +48,9 @@ class User(AbstractUser):
     agency = models.CharField(max_length=100, blank=True, help_text="Fire station / EMS agency.")
     crew_name = models.CharField(max_length=100, blank=True, help_text="Ambulance unit name.")
     phone = models.CharField(max_length=20, blank=True)
+    # Tokens carry the generation they were issued in; a password change starts a new one, so
+    # every token issued before it stops working (and sockets opened with them close).
+    token_generation = models.PositiveIntegerField(default=0)
 
     objects: ClassVar[UserManager] = UserManager()
 

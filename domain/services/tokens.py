@@ -1,7 +1,12 @@
 """JWT issue, refresh and verification: the one place tokens are made and checked.
 
-Access tokens are short-lived and stateless; refresh tokens are recorded so that each can be
-used once (rotation) and a replayed one revokes its whole family.
+Access tokens are short-lived and carry the login ("family") they belong to and the account's
+token generation; refresh tokens are recorded so that each can be used once (rotation) and a
+replayed one revokes its whole family. An access token is admitted (``access_admits``) while
+its account may sign in, its generation is the account's (a password change starts a new
+one) and its family was not revoked (log-out, a replayed refresh token, a disabled account).
+Every such change is also published on the ``accounts`` stream, so servers close the sockets
+opened with tokens that no longer qualify (docs/security.md).
 """
 
 import uuid
@@ -12,10 +17,13 @@ from typing import Any
 import jwt
 from django.conf import settings
 from django.contrib.auth import authenticate
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from domain.errors import AuthenticationFailed, ErrorCode, PermissionDenied
+from domain.errors import AuthenticationFailed, ErrorCode, PermissionDenied, ValidationFailed
+from domain.events import AccountClose, account_changed, events_publish_on_commit
 from domain.models import Approval, RefreshToken, User
 
 ACCESS = "access"
@@ -37,7 +45,33 @@ class AuthenticatedToken:
     expires_at: datetime
 
 
-def _encode(*, user: User, token_type: str, lifetime: timedelta, jti: str) -> str:
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """What an access token says, once its signature, expiry and shape are checked."""
+
+    user_id: int
+    expires_at: datetime
+    family: str | None  # the login it came from; None for tokens issued outside one
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserStatus:
+    """What deciding whether a user's access token is admitted takes, and what a socket keeps
+    of its user. Plain values, so servers can cache it (as JSON) and share it."""
+
+    id: int
+    role: str
+    hpid: str | None
+    approval: str
+    is_active: bool
+    generation: int
+    revoked_families: tuple[str, ...]  # logins revoked within an access token's lifetime
+
+
+def _encode(
+    *, user: User, token_type: str, lifetime: timedelta, jti: str, family: str | None = None
+) -> str:
     now = timezone.now()
     claims = {
         "sub": str(user.pk),
@@ -47,6 +81,8 @@ def _encode(*, user: User, token_type: str, lifetime: timedelta, jti: str) -> st
         "iat": now,
         "exp": now + lifetime,
         "jti": jti,
+        "fam": family,
+        "gen": user.token_generation,
     }
     return jwt.encode(claims, settings.JWT_SIGNING_KEY, algorithm=settings.JWT_ALGORITHM)
 
@@ -70,8 +106,8 @@ def _decode(token: str, *, token_type: str) -> dict[str, Any]:
     return claims
 
 
-def _ensure_may_sign_in(user: User) -> None:
-    if user.may_sign_in:
+def _ensure_may_sign_in(user: "User | UserStatus") -> None:
+    if user.is_active and user.approval == Approval.ACTIVE:
         return
     if user.approval == Approval.PENDING:
         raise PermissionDenied("The account is awaiting approval.", code=ErrorCode.ACCOUNT_PENDING)
@@ -80,13 +116,17 @@ def _ensure_may_sign_in(user: User) -> None:
     raise PermissionDenied("The account is disabled.", code=ErrorCode.ACCOUNT_DISABLED)
 
 
-def access_token_issue(*, user: User, lifetime: timedelta | None = None) -> str:
-    """A signed access token for ``user`` (no refresh token; for operators' load tests)."""
+def access_token_issue(
+    *, user: User, lifetime: timedelta | None = None, family: str | None = None
+) -> str:
+    """A signed access token for ``user``: of the login ``family``, or of none (operators'
+    load tests and tools issue such tokens directly)."""
     return _encode(
         user=user,
         token_type=ACCESS,
         lifetime=lifetime or settings.ACCESS_TOKEN_LIFETIME,
         jti=uuid.uuid4().hex,
+        family=family,
     )
 
 
@@ -94,16 +134,17 @@ def token_pair_issue(*, user: User, family: str | None = None) -> TokenPair:
     """A fresh access + refresh pair; the refresh token is recorded in ``family``."""
     _ensure_may_sign_in(user)
     refresh_jti = uuid.uuid4().hex
+    family = family or uuid.uuid4().hex
     now = timezone.now()
     RefreshToken.objects.create(
         jti=refresh_jti,
         user=user,
-        family=family or uuid.uuid4().hex,
+        family=family,
         issued_at=now,
         expires_at=now + settings.REFRESH_TOKEN_LIFETIME,
     )
     return TokenPair(
-        access=access_token_issue(user=user),
+        access=access_token_issue(user=user, family=family),
         refresh=_encode(
             user=user,
             token_type=REFRESH,
@@ -159,15 +200,111 @@ def refresh_tokens_revoke(*, user: User) -> None:
     )
 
 
-def access_token_authenticate(*, token: str) -> AuthenticatedToken:
-    """Verify an access token and load its user; serves HTTP and websockets alike.
+def access_claims(token: str) -> AccessClaims:
+    """Check an access token's signature, expiry and claims, without the database.
 
-    Raises ``AuthenticationFailed`` (missing user, bad signature, expired, wrong type) or
-    ``PermissionDenied`` (the user is no longer active).
-    """
+    Raises ``AuthenticationFailed`` (bad signature, expired, wrong type, odd claims)."""
     claims = _decode(token, token_type=ACCESS)
-    user = User.objects.select_related("hospital").filter(pk=claims["sub"]).first()
-    if user is None:
+    sub, family, generation = claims["sub"], claims.get("fam"), claims.get("gen", 0)
+    if (
+        not isinstance(sub, str)
+        or not sub.isdigit()
+        or not isinstance(family, str | None)
+        or not isinstance(generation, int)
+    ):
         raise AuthenticationFailed("The token is invalid.", code=ErrorCode.INVALID_TOKEN)
-    _ensure_may_sign_in(user)
-    return AuthenticatedToken(user=user, expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC))
+    return AccessClaims(
+        user_id=int(sub),
+        expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
+        family=family,
+        generation=generation,
+    )
+
+
+def access_admits(status: UserStatus | None, claims: AccessClaims) -> None:
+    """Whether an access token with ``claims`` is admitted for the user whose ``status`` this
+    is (None: no such user). Raises ``AuthenticationFailed`` (no user; ``token_revoked``: a
+    revoked login or an older generation) or ``PermissionDenied`` (not active)."""
+    if status is None:
+        raise AuthenticationFailed("The token is invalid.", code=ErrorCode.INVALID_TOKEN)
+    _ensure_may_sign_in(status)
+    if claims.generation != status.generation or (
+        claims.family is not None and claims.family in status.revoked_families
+    ):
+        raise AuthenticationFailed(
+            "The token was revoked (logged out, or the password changed): log in again.",
+            code=ErrorCode.TOKEN_REVOKED,
+        )
+
+
+def user_status_of(user: User) -> UserStatus:
+    """``user``'s status, with the logins revoked within an access token's lifetime."""
+    since = timezone.now() - settings.ACCESS_TOKEN_LIFETIME
+    revoked = RefreshToken.objects.filter(user=user, revoked_at__gte=since)
+    return UserStatus(
+        id=user.pk,
+        role=user.role,
+        hpid=user.hospital.hpid if user.hospital else None,
+        approval=user.approval,
+        is_active=user.is_active,
+        generation=user.token_generation,
+        revoked_families=tuple(sorted(set(revoked.values_list("family", flat=True)))),
+    )
+
+
+def user_status_read(*, user_id: int) -> UserStatus | None:
+    """The status of user ``user_id`` from the database (None if there is no such user)."""
+    user = User.objects.select_related("hospital").filter(pk=user_id).first()
+    return None if user is None else user_status_of(user)
+
+
+def access_token_authenticate(*, token: str) -> AuthenticatedToken:
+    """Verify an access token and load its user (HTTP; sockets use ``access_claims`` and a
+    cached ``UserStatus``). Raises as ``access_claims`` and ``access_admits`` do."""
+    claims = access_claims(token)
+    user = User.objects.select_related("hospital").filter(pk=claims.user_id).first()
+    access_admits(None if user is None else user_status_of(user), claims)
+    assert user is not None  # noqa: S101 - access_admits refused a missing user
+    return AuthenticatedToken(user=user, expires_at=claims.expires_at)
+
+
+def user_log_out(*, refresh_token: str) -> None:
+    """End the login ``refresh_token`` belongs to: its refresh tokens stop working and the
+    sockets opened with its access tokens close (4401). Raises ``AuthenticationFailed`` for
+    a token that is not a valid refresh token."""
+    claims = _decode(refresh_token, token_type=REFRESH)
+    with transaction.atomic():
+        record = RefreshToken.objects.filter(jti=claims["jti"]).first()
+        if record is None:
+            raise AuthenticationFailed("The token is invalid.", code=ErrorCode.INVALID_TOKEN)
+        RefreshToken.objects.filter(family=record.family).update(revoked_at=timezone.now())
+        closing = account_changed(
+            user_id=record.user_id, close=AccountClose.REVOKED, family=record.family
+        )
+        events_publish_on_commit(closing)
+
+
+def user_password_change(*, user: User, current_password: str, new_password: str) -> TokenPair:
+    """Set a new password: every token issued before stops working, the user's sockets close
+    (4401), and a fresh pair is returned. Raises ``ValidationFailed`` for a wrong current
+    password or a new one the password rules refuse."""
+    if not user.check_password(current_password):
+        raise ValidationFailed(
+            "The current password is wrong.",
+            code=ErrorCode.WRONG_PASSWORD,
+            fields={"current_password": ["Wrong password."]},
+        )
+    try:
+        validate_password(new_password, user=user)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "The new password is not acceptable.", fields={"new_password": exc.messages}
+        ) from exc
+    with transaction.atomic():
+        locked = User.objects.select_for_update().select_related("hospital").get(pk=user.pk)
+        locked.set_password(new_password)
+        locked.token_generation += 1
+        locked.save(update_fields=["password", "token_generation"])
+        refresh_tokens_revoke(user=locked)
+        events_publish_on_commit(account_changed(user_id=locked.pk, close=AccountClose.REVOKED))
+        return token_pair_issue(user=locked)

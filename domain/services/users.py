@@ -1,4 +1,6 @@
-"""Accounts: sign-up creates a pending user; an admin approves or rejects it."""
+"""Accounts: sign-up creates a pending user; an admin approves or rejects it, and may disable
+and enable it again. Every change that takes access away also closes the user's open sockets
+(published on the ``accounts`` stream with the change)."""
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -6,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from domain.errors import Conflict, ErrorCode, NotFound, PermissionDenied, ValidationFailed
+from domain.events import AccountClose, account_changed, events_publish_on_commit
 from domain.models import Approval, Hospital, Role, User
 from domain.services.tokens import refresh_tokens_revoke
 
@@ -101,6 +104,7 @@ def user_approve(*, user_id: int, by: User) -> User:
     user.save(
         update_fields=["approval", "approval_decided_at", "approval_decided_by", "rejection_reason"]
     )
+    events_publish_on_commit(account_changed(user_id=user.pk))
     return user
 
 
@@ -119,6 +123,35 @@ def user_reject(*, user_id: int, by: User, reason: str = "") -> User:
         update_fields=["approval", "approval_decided_at", "approval_decided_by", "rejection_reason"]
     )
     refresh_tokens_revoke(user=user)
+    events_publish_on_commit(account_changed(user_id=user.pk, close=AccountClose.REJECTED))
+    return user
+
+
+@transaction.atomic
+def user_disable(*, user_id: int, by: User) -> User:
+    """Take an account's access away until it is enabled again: its refresh tokens are
+    revoked, its sockets close (4403 ``account_disabled``) and its access tokens stop working.
+    Raises ``Conflict`` if it is disabled already."""
+    user = _user_for_decision(user_id=user_id, by=by)
+    if not user.is_active:
+        raise Conflict("The user is already disabled.", code=ErrorCode.ALREADY_DISABLED)
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    refresh_tokens_revoke(user=user)
+    events_publish_on_commit(account_changed(user_id=user.pk, close=AccountClose.DISABLED))
+    return user
+
+
+@transaction.atomic
+def user_enable(*, user_id: int, by: User) -> User:
+    """Give a disabled account its access back (it logs in again). Raises ``Conflict`` if it
+    is not disabled."""
+    user = _user_for_decision(user_id=user_id, by=by)
+    if user.is_active:
+        raise Conflict("The user is not disabled.", code=ErrorCode.NOT_DISABLED)
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    events_publish_on_commit(account_changed(user_id=user.pk))
     return user
 
 
