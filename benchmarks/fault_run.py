@@ -61,6 +61,7 @@ from benchmarks.fault_world import (  # noqa: E402
     ManagedProcess,
     World,
     children_of,
+    cpu_seconds,
     free_port,
     port_answers,
     python,
@@ -624,6 +625,8 @@ class Run:
         )
         self.results: Json = {"faults": []}
         self.last_views: list[ClientView] = []
+        self.last_judge: Judge | None = None
+        self.differing: set[tuple[int, str]] = set()  # (client, hpid or reservation id)
 
     async def connect_clients(self) -> None:
         url = f"ws://127.0.0.1:{self.args.web_port}/ws/"
@@ -660,7 +663,7 @@ class Run:
         except Exception as exc:  # a database that is not back yet
             return Counter(), None, f"{type(exc).__name__}: {exc}"
         judge = Judge(before, after)
-        self.last_views = views
+        self.last_views, self.last_judge = views, judge
         return Counter(judge.verdict(v) for v in views), judge, None
 
     async def converge(self, started: float, recovered: float) -> Json:
@@ -710,6 +713,7 @@ class Run:
         recovered = time.monotonic()
         log(f"fault {name}: recovered after {recovered - started:.1f} s; converging")
         convergence = await self.converge(started, recovered)
+        convergence["new_mismatched_clients"] = self._new_mismatches()
         log(f"fault {name}: {convergence}")
         after = sum_counts(self.clients).as_json()
         driver = Counter(self.driver.counts)
@@ -718,12 +722,29 @@ class Run:
             {
                 "fault": name,
                 "took_s": round(recovered - started, 1),
+                "window_s": round(time.monotonic() - started, 1),
                 **convergence,
                 "notes": self.ctx.notes,
                 "clients": _delta(after, before_clients),
                 "driver": {k: v for k, v in driver.items() if v},
             }
         )
+
+    def _new_mismatches(self) -> int:
+        """Clients that differ from the database in something that did not differ at the end
+        of the previous fault's window: what this fault broke (differences carry over)."""
+        judge = self.last_judge
+        if judge is None:
+            return 0
+        differing = {
+            (view.index, str(item.get("hpid", item.get("reservation"))))
+            for view in self.last_views
+            if judge.verdict(view) == "differs"
+            for item in judge.differences(view, limit=10_000)
+        }
+        new = {client for client, _ in differing - self.differing}
+        self.differing = differing
+        return len(new)
 
     async def quiesce(self) -> Json:
         """Stop every source of events, then wait until none arrives for --quiet-seconds."""
@@ -758,6 +779,9 @@ class Run:
         for name in self.args.faults:
             await self.fault(name)
         self.results["quiescence"] = await self.quiesce()
+        self.results["cpu_s"] = {
+            name: round(cpu_seconds(p.pid), 1) for name, p in self.services.items() if p.running
+        }
         verdicts, judge, error = await self.judge()
         if judge is None:
             raise RuntimeError(f"the final reference could not be read: {error}")
@@ -848,9 +872,10 @@ def print_table(report: Json) -> None:
     print()
     print(
         "| fault | took s | converged after recovery s | last repair after recovery s "
-        "| reconnects | replays | snapshots by reason | unavailable | driver errors |"
+        "| newly mismatched clients | reconnects | replays | snapshots by reason | unavailable "
+        "| driver errors |"
     )
-    print("|---|--:|--:|--:|--:|--:|---|--:|---|")
+    print("|---|--:|--:|--:|--:|--:|--:|---|--:|---|")
     timeout = report["options"]["converge_timeout"]
     for fault in [{"fault": "baseline", "took_s": 0, **report["baseline"]}, *report["faults"]]:
         c = fault.get("clients", {})
@@ -864,7 +889,8 @@ def print_table(report: Json) -> None:
         }
         print(
             f"| {fault['fault']} | {fault['took_s']} | {converged} "
-            f"| {fault['last_repair_after_recovery_s']} | {c.get('reconnects', 0)} "
+            f"| {fault['last_repair_after_recovery_s']} "
+            f"| {fault.get('new_mismatched_clients', 0)} | {c.get('reconnects', 0)} "
             f"| {c.get('resumes_replay', 0)} | {_reasons(c.get('snapshots', {}))} "
             f"| {c.get('unavailable', 0)} | {_reasons(errors)} |"
         )
@@ -882,7 +908,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settle-seconds", type=float, default=15)
     parser.add_argument("--converge-timeout", type=float, default=90)
     parser.add_argument("--quiet-seconds", type=float, default=5)
-    parser.add_argument("--poll-seconds", type=int, default=2, help="INGEST_BEDS_SECONDS")
+    parser.add_argument("--poll-seconds", type=int, default=5, help="INGEST_BEDS_SECONDS")
     parser.add_argument("--change-fraction", type=float, default=0.02, help="simulator's")
     parser.add_argument("--reservation-rate", type=float, default=3, help="HTTP calls per s")
     parser.add_argument("--crews", type=int, default=4)
@@ -980,6 +1006,7 @@ def execute(args: argparse.Namespace) -> Json:
                 "baseline": run.results["baseline"],
                 "faults": run.results["faults"],
                 "quiescence": run.results["quiescence"],
+                "service_cpu_s": run.results["cpu_s"],
                 "final": run.results["final"],
                 "client_process_cpu_s": round(time.process_time() - cpu, 1),
                 "web_starts": services["web"].starts,

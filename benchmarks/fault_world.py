@@ -130,6 +130,17 @@ class LogSays:
             return self.text in log.read()
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of ``pid`` and its living descendants, and of the children
+    they have reaped."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    ticks = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK") + sum(cpu_seconds(c) for c in children_of(pid))
+
+
 def children_of(pid: int) -> list[int]:
     """The direct children of ``pid`` (Linux: /proc/<pid>/task/<pid>/children)."""
     try:
