@@ -92,6 +92,10 @@ class Hub:
         self.accounts = AccountWatcher(self)
         self._feeds: dict[str, Feed] = {}
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
+        # redis-py's PubSub opens its connection on the first command without a lock: two
+        # first subscribes at once would open two, and the confirmation on the one we do not
+        # read would never come. (Un)subscribing one at a time keeps to one connection.
+        self._pubsub_lock = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
         self._pubsub_down = False  # the pub/sub connection failed and is not back yet
         self._background: list[asyncio.Task[None]] = []
@@ -108,7 +112,8 @@ class Hub:
         if feed is None:
             feed = self._feeds[stream] = Feed(stream)
             try:
-                await self._pubsub.subscribe(live_channel(stream))
+                async with self._pubsub_lock:
+                    await self._pubsub.subscribe(live_channel(stream))
             except BaseException:
                 if self._feeds.get(stream) is feed and not feed:
                     del self._feeds[stream]
@@ -176,7 +181,8 @@ class Hub:
         for stream in idle:
             del self._feeds[stream]
         if idle:
-            await self._pubsub.unsubscribe(*(live_channel(s) for s in idle))
+            async with self._pubsub_lock:
+                await self._pubsub.unsubscribe(*(live_channel(s) for s in idle))
 
     # -- fan-out ---------------------------------------------------------------------------
 

@@ -430,3 +430,20 @@ async def test_a_member_going_live_ahead_of_its_lagging_hub_gets_no_event_twice(
     finally:
         await hub.close()
         client.delete(PROCESS_KEY_PREFIX + hub.process_id)  # not a server process
+
+
+async def test_a_cold_hub_joined_on_several_streams_at_once_subscribes_to_each() -> None:
+    """A server process that starts while a crowd reconnects gets first joins to several
+    streams at once: each must be subscribed on the one pub/sub connection the hub reads (two
+    racing first subscribes used to open two, and the stream whose confirmation went to the
+    other one never became ready: every join to it timed out, for good)."""
+    hub = Hub(settings.REDIS_URL)
+    streams = [f"beds.{code}" for code in ("11", "26", "27", "28", "29", "30")]
+    try:
+        members = await asyncio.wait_for(
+            asyncio.gather(*(hub.join(stream, _RecordingSink()) for stream in streams)), 8
+        )
+        assert len(members) == len(streams)
+    finally:
+        await hub.close()
+        redis.Redis.from_url(settings.REDIS_URL).delete(PROCESS_KEY_PREFIX + hub.process_id)
