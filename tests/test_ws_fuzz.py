@@ -15,6 +15,7 @@ from django.conf import settings
 import realtime.hub
 from domain.models import User
 from domain.services.tokens import access_token_issue
+from realtime import close_codes
 from realtime.consumers import StreamConsumer
 from realtime.metrics import PROCESS_KEY_PREFIX
 from realtime.publishing import publish_event
@@ -110,7 +111,7 @@ async def test_invalid_utf8_text_closes_with_1007(server: DaphneServer, payload:
     async with WsClient.connect(server, access_token_issue(user=crew)) as client:
         await client.subscribe(f"crew.{crew.pk}")
         await client.socket.send(payload, text=True)
-        assert await client.close_code() == 1007
+        assert await client.close_code() == close_codes.INVALID_PAYLOAD
     await asyncio.to_thread(_no_sockets_left, server)
 
 
@@ -127,7 +128,7 @@ async def test_a_message_over_1_mib_closes_with_1009(server: DaphneServer, binar
         await client.socket.send("x" * (MIB // 2))
         assert (await client.next())["code"] == "message_too_large"
         await client.socket.send(b"x" * (MIB + 1) if binary else "x" * (MIB + 1))
-        assert await client.close_code() == 1009
+        assert await client.close_code() == close_codes.MESSAGE_TOO_BIG
     await asyncio.to_thread(_no_sockets_left, server)
 
 
