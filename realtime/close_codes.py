@@ -10,6 +10,11 @@ from domain.events import AccountClose
 
 NORMAL = 1000
 GOING_AWAY = 1001  # the server is shutting down: reconnect and resume
+# Sent by the websocket layer (autobahn, as realtime.serving.server configures it), not by
+# our code: a text frame that is not UTF-8, and a message over daphne's 1 MiB limit.
+INVALID_PAYLOAD = 1007
+MESSAGE_TOO_BIG = 1009
+INTERNAL_ERROR = 1011  # sent by daphne when a consumer raises (a bug): reconnect and resume
 UNAUTHENTICATED = 4401  # no, bad or expired token: refresh it, reconnect and resume
 FORBIDDEN = 4403  # the account is not active: do not reconnect
 SLOW_CONSUMER = 4408  # the client read too slowly: reconnect and resume

@@ -40,6 +40,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 await self.dispatch(await receive())
         except StopConsumer:
             pass
+        finally:
+            # However the loop ends (the client left; a bug raised, which daphne then logs and
+            # closes the socket with 1011; daphne cancelled us), nothing of the socket stays.
+            self._release()
 
     async def connect(self) -> None:
         hub = get_hub()
@@ -81,6 +85,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.session.receive(text_data, bytes_data)
 
     async def disconnect(self, code: int) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        """Leave every stream, count the connection closed and stop its timer (once)."""
         if self._expiry is not None:
             self._expiry.cancel()
         if self.session is not None:

@@ -74,7 +74,9 @@ class Session:
             return
         try:
             message = json.loads(text)
-        except ValueError:
+        except Exception:  # whatever the parser raises, the message is unusable
+            # Not only ValueError: JSON nested deeper than the parser recurses (2 KB of "[")
+            # raises RecursionError.
             await self._refuse("bad_json", "The message is not valid JSON.")
             return
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
@@ -210,7 +212,9 @@ class Session:
         error = {"type": "error", "code": code, "message": text}
         if stream is not None:
             error["stream"] = stream[:64]
-        self._send(error)
+        # ASCII-escaped: the name is the client's, and JSON lets it hold lone surrogates
+        # ("\ud800"), which UTF-8 cannot carry but an escape can.
+        self._sink.send(Frame.of_text(json.dumps(error, separators=(",", ":"))))
         now = time.monotonic()
         self._error_allowance = min(
             ERROR_BURST, self._error_allowance + (now - self._error_checked) * ERROR_REFILL_PER_S

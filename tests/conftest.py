@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar, cast
+from urllib.request import urlopen
 
 import pytest
 import redis
@@ -116,6 +117,23 @@ class DaphneServer:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def metrics(self) -> str:
+        """The Prometheus text of ``/metrics``: every server process's figures, as each last
+        reported them (once a second)."""
+        with urlopen(f"{self.http_url}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
+    def socket_figures(self) -> tuple[int, int]:
+        """This process's open websockets and stream subscriptions, as ``/metrics`` shows
+        them."""
+        process = f'process="{socket.gethostname()}:{self.process.pid}"'
+        counts = {"weer_ws_connections": 0.0, "weer_ws_subscriptions": 0.0}
+        for line in self.metrics().splitlines():
+            name, _, rest = line.partition("{")
+            if name in counts and process in rest:
+                counts[name] += float(rest.rsplit(" ", 1)[1])
+        return int(counts["weer_ws_connections"]), int(counts["weer_ws_subscriptions"])
 
     def rss_kib(self) -> int:
         """Resident memory of the server process."""

@@ -17,7 +17,7 @@ import pytest
 from domain.models import User
 from domain.services.tokens import access_token_issue
 from realtime.serving.adapters import FAST
-from realtime.serving.server import WeerServer
+from realtime.serving.server import WEBSOCKET_OPTIONS, WeerServer
 from tests.conftest import DaphneServer
 from tests.factories import UserFactory
 from tests.polling import wait_for
@@ -65,6 +65,22 @@ def test_create_application_is_daphnes_with_only_the_inbox_changed() -> None:
     ]
     daphnes = _body_without_docstring(daphne.server.Server.create_application)
     assert [ast.dump(node) for node in ours] == [ast.dump(node) for node in daphnes]
+
+
+def test_daphne_makes_its_websocket_factory_where_weer_adds_its_options() -> None:
+    """daphne's ``run`` still makes its autobahn factory by assigning ``self.ws_factory``
+    (where WeerServer adds autobahn's options: close frames, not TCP resets, for bad input)
+    and its own options leave ours alone; WeerServer's setter puts them on the factory."""
+    source = inspect.getsource(daphne.server.Server.run)
+    assert "self.ws_factory = WebSocketFactory(" in source
+    daphnes = re.search(r"self\.ws_factory\.setProtocolOptions\((.*?)\)\n", source, re.DOTALL)
+    assert daphnes is not None
+    assert not set(WEBSOCKET_OPTIONS) & set(re.findall(r"(\w+)=", daphnes[1]))
+    server = WeerServer(application=None, endpoints=["tcp:port=0"])
+    server.ws_factory = daphne.server.WebSocketFactory(server)
+    assert {name: getattr(server.ws_factory, name) for name in WEBSOCKET_OPTIONS} == (
+        WEBSOCKET_OPTIONS
+    )
 
 
 def _adapter_counts(http_url: str) -> dict[tuple[str, str], float]:

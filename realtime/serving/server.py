@@ -1,7 +1,9 @@
 """daphne as WeER runs it: stock daphne, with a lighter inbox per connection
 (``realtime.serving.inbox``). Used through daphne's own extension point,
 ``CommandLineInterface.server_class``; ``weer-serve`` runs this instead of plain ``daphne``.
-It also tunes the garbage collector for many connections (``realtime.serving.gctuning``).
+It also tunes the garbage collector for many connections (``realtime.serving.gctuning``), and
+makes autobahn close a websocket that breaks the protocol with a close frame saying why
+(``WEBSOCKET_OPTIONS``) instead of resetting its TCP connection.
 
 ``create_application`` is a copy of daphne's (4.2.3, pinned in ``constraints.txt``) with one
 line changed; a test fails when the installed daphne's no longer matches it.
@@ -17,11 +19,32 @@ from daphne.server import Server
 from realtime.serving.gctuning import tune_for_many_connections
 from realtime.serving.inbox import Inbox
 
+# autobahn's options for every websocket, on top of daphne's (which set the 1 MiB limits of
+# ``--websocket-max-message-size`` and ``--websocket-max-frame-size``). By default autobahn
+# fails a connection that breaks the rules (a text frame that is not UTF-8, a message over the
+# limit, a protocol error) by dropping its TCP connection: the client sees a reset, as if the
+# network had failed, and cannot tell that it sent something wrong. Without ``failByDrop`` it
+# sends the close code RFC 6455 names for it (1007, 1009, 1002) and then closes. Text frames
+# are validated as UTF-8 as they arrive (autobahn's default, stated because daphne decodes
+# every text payload and would raise on one that is not).
+WEBSOCKET_OPTIONS = {"failByDrop": False, "utf8validateIncoming": True}
+
 
 class WeerServer(Server):  # type: ignore[misc]
     def run(self) -> None:
         tune_for_many_connections()  # the application is imported by now
         super().run()
+
+    @property
+    def ws_factory(self) -> Any:
+        return self._ws_factory
+
+    @ws_factory.setter
+    def ws_factory(self, factory: Any) -> None:
+        """daphne's ``run`` makes its autobahn factory and sets its own options on it (which
+        leave these alone) before it listens: ours go on as it is made."""
+        factory.setProtocolOptions(**WEBSOCKET_OPTIONS)
+        self._ws_factory = factory
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> Inbox | None:
         """daphne's ``create_application``, with an ``Inbox`` for its ``asyncio.Queue``."""
