@@ -20,7 +20,7 @@ from domain.services.idempotency import Answer, idempotent_request_run
 
 router = Router(tags=["reservations"], auth=access_token_auth)
 _ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
-_CREATE_ERRORS = {**_ERRORS, 422: ErrorOut}
+_CREATE_ERRORS = {**_ERRORS, 422: ErrorOut, 429: ErrorOut}
 
 
 class ConditionIn(BaseModel):
