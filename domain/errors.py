@@ -68,6 +68,18 @@ class Unprocessable(ApplicationError):
     code = "unprocessable"
 
 
+class RateLimited(ApplicationError):
+    """Too many requests of one kind from one account or address in a while (the limits of
+    ``domain.services.rate_limits``). Not an error of the request itself: the same one works
+    after ``retry_after`` seconds (HTTP 429 with ``Retry-After``; websocket close code 4429)."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ServiceUnavailable(ApplicationError):
     """Something the service needs (its database) cannot be reached right now. Not the
     caller's fault, and not permanent: the same request may work in a moment (HTTP 503 with
@@ -105,3 +117,4 @@ class ErrorCode(StrEnum):
     RESERVATION_NOT_APPROVED = "reservation_not_approved"
     INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    TOO_MANY_OPEN_RESERVATIONS = "too_many_open_reservations"

@@ -9,6 +9,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+from limits import parse_many
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -83,6 +85,27 @@ IDEMPOTENCY_FORGET_SECONDS = 15 * 60.0
 # could not be published when they committed (Redis unreachable): the longest they wait once
 # Redis is back.
 OUTBOX_RELAY_SECONDS = env.float("OUTBOX_RELAY_SECONDS", default=1.0)
+
+# Rate limits (domain.services.rate_limits, README § Configuration): each a rule such as
+# "10/minute" (several joined by ";", e.g. "10/minute;100/hour"), or "off". Counted in Redis,
+# shared by every process; while Redis is unreachable they are not enforced (fail open).
+LIMIT_LOGIN_PER_ACCOUNT = env.str("LIMIT_LOGIN_PER_ACCOUNT", default="10/minute")  # failures
+LIMIT_LOGIN_PER_ADDRESS = env.str("LIMIT_LOGIN_PER_ADDRESS", default="30/minute")  # attempts
+LIMIT_SIGNUP_PER_ADDRESS = env.str("LIMIT_SIGNUP_PER_ADDRESS", default="20/hour")
+LIMIT_REFRESH_PER_USER = env.str("LIMIT_REFRESH_PER_USER", default="10/minute")
+LIMIT_RESERVATIONS_PER_CREW = env.str("LIMIT_RESERVATIONS_PER_CREW", default="10/minute")
+LIMIT_WS_CONNECTS_PER_USER = env.str("LIMIT_WS_CONNECTS_PER_USER", default="60/minute")
+LIMIT_WS_CONNECTS_PER_ADDRESS = env.str("LIMIT_WS_CONNECTS_PER_ADDRESS", default="600/minute")
+LIMIT_SUBSCRIBES_PER_USER = env.str("LIMIT_SUBSCRIBES_PER_USER", default="120/minute")
+for _name, _rule in list(globals().items()):
+    if _name.startswith("LIMIT_") and _rule.strip().lower() not in ("", "off"):
+        try:
+            parse_many(_rule)
+        except ValueError as _invalid:
+            raise ImproperlyConfigured(f"{_name}={_rule!r}: {_invalid}") from None
+# At most this many of a crew's requests may be pending at once (a request to three ERs is
+# three): a domain rule, not a rate (409 too_many_open_reservations).
+RESERVATION_MAX_OPEN_PER_CREW = env.int("RESERVATION_MAX_OPEN_PER_CREW", default=6)
 
 # A region whose polls have not succeeded for this long is marked stale (beds.stale).
 INGEST_STALE_AFTER_SECONDS = env.float("INGEST_STALE_AFTER_SECONDS", default=15 * 60.0)

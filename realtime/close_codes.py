@@ -4,6 +4,7 @@ from domain.errors import (
     ApplicationError,
     AuthenticationFailed,
     PermissionDenied,
+    RateLimited,
     ServiceUnavailable,
 )
 from domain.events import AccountClose
@@ -19,6 +20,9 @@ UNAUTHENTICATED = 4401  # no, bad or expired token: refresh it, reconnect and re
 FORBIDDEN = 4403  # the account is not active: do not reconnect
 SLOW_CONSUMER = 4408  # the client read too slowly: reconnect and resume
 TOO_MANY_ERRORS = 4429  # too many invalid messages in a short time
+# Too many connects of one user or from one address (after an ``error`` ``rate_limited``):
+# reconnect after a backoff, as for too many errors.
+RATE_LIMITED = TOO_MANY_ERRORS
 # The server cannot reach its database: reconnect with backoff and resume. Not the standard
 # 1013 ("try again later"): autobahn, under daphne, sends only 1000 and 3000-4999, and 4503
 # reads like its HTTP twin as 4401 and 4403 do.
@@ -32,6 +36,8 @@ def close_code_for(error: ApplicationError) -> int:
         return FORBIDDEN
     if isinstance(error, ServiceUnavailable):
         return TRY_AGAIN_LATER
+    if isinstance(error, RateLimited):
+        return RATE_LIMITED
     raise ValueError(f"No close code for {type(error).__name__}") from error
 
 

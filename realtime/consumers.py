@@ -13,6 +13,7 @@ from domain.errors import AuthenticationFailed, ErrorCode
 from realtime import close_codes
 from realtime.auth import socket_authenticate
 from realtime.hub import get_hub
+from realtime.rate_limits import connect_refusal
 from realtime.serving.adapters import adapter_used
 from realtime.serving.inbox import inbox_kind
 from realtime.serving.twisted_sink import sink_for
@@ -48,9 +49,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         hub = get_hub()
         auth = await socket_authenticate(self.scope.get("query_string", b""), hub.accounts)
+        error = await connect_refusal(self.scope, auth.user) or auth.error
         await self.accept()
-        if auth.error is not None or auth.user is None or auth.expires_at is None:
-            error = auth.error or AuthenticationFailed(
+        if error is not None or auth.user is None or auth.expires_at is None:
+            error = error or AuthenticationFailed(
                 "The token is invalid.", code=ErrorCode.INVALID_TOKEN
             )
             await self.send(

@@ -20,6 +20,7 @@ from realtime import close_codes
 from realtime.auth import SocketUser
 from realtime.hub import Hub, Member
 from realtime.publishing import encode_json, history_after, stream_head
+from realtime.rate_limits import subscribe_refusal
 from realtime.sinks import Frame, Sink
 from realtime.snapshots import snapshot_json
 
@@ -115,6 +116,8 @@ class Session:
                 await self._refuse(
                     "too_many_streams", "Too many streams on one socket.", stream=name
                 )
+            elif (limited := await subscribe_refusal(self.user)) is not None:
+                await self._refuse("rate_limited", limited.message, stream=name)
             else:
                 await self._join(stream, since.get(name))
             if self._closing:

@@ -51,6 +51,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     client.flushdb()
 
 
+@pytest.fixture(autouse=True)
+def _no_rate_limit_spent() -> None:
+    """Every test starts with its rate limits unspent: the counters live in the run's Redis,
+    and the tests of one run log in and connect from 127.0.0.1 within the same minutes."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}limits:*", count=1000):
+        client.delete(key)
+    client.close()
+
+
 @pytest.fixture
 def stream_events() -> Iterator[StreamEvents]:
     """Reads back everything published to a stream so far, oldest first, from its history in

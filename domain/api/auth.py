@@ -33,7 +33,13 @@ def _pair_out(pair: TokenPair) -> TokenPairOut:
     )
 
 
-@router.post("/signup", response={201: UserOut, 400: ErrorOut, 409: ErrorOut})
+def _address(request: HttpRequest) -> str | None:
+    """The client's address as daphne gives it: the peer's, or with ``--proxy-headers`` the
+    one the proxy names in ``X-Forwarded-For`` (README § Rate limits)."""
+    return request.META.get("REMOTE_ADDR") or None
+
+
+@router.post("/signup", response={201: UserOut, 400: ErrorOut, 409: ErrorOut, 429: ErrorOut})
 def sign_up(request: HttpRequest, payload: SignUpIn) -> Status[User]:
     """Create an account awaiting an administrator's approval (no token until then)."""
     user = user_sign_up(
@@ -44,19 +50,25 @@ def sign_up(request: HttpRequest, payload: SignUpIn) -> Status[User]:
         agency=payload.agency,
         crew_name=payload.crew_name,
         phone=payload.phone,
+        address=_address(request),
     )
     return Status(201, user)
 
 
-@router.post("/token", response={200: TokenPairOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut})
+_TOKEN_ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 429: ErrorOut}
+
+
+@router.post("/token", response={200: TokenPairOut, **_TOKEN_ERRORS})
 def token(request: HttpRequest, payload: CredentialsIn) -> TokenPairOut:
     """Log in: an access and a refresh token. Pending or rejected accounts get 403."""
     return _pair_out(
-        token_pair_for_credentials(username=payload.username, password=payload.password)
+        token_pair_for_credentials(
+            username=payload.username, password=payload.password, address=_address(request)
+        )
     )
 
 
-@router.post("/refresh", response={200: TokenPairOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut})
+@router.post("/refresh", response={200: TokenPairOut, **_TOKEN_ERRORS})
 def refresh(request: HttpRequest, payload: RefreshIn) -> TokenPairOut:
     """Exchange a refresh token for a new pair; the old refresh token stops working."""
     return _pair_out(token_pair_refresh(refresh_token=payload.refresh))

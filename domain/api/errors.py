@@ -20,6 +20,7 @@ from domain.errors import (
     Conflict,
     NotFound,
     PermissionDenied,
+    RateLimited,
     ServiceUnavailable,
     Unprocessable,
     ValidationFailed,
@@ -34,6 +35,7 @@ STATUS_BY_ERROR: dict[type[ApplicationError], int] = {
     NotFound: 404,
     Conflict: 409,
     Unprocessable: 422,
+    RateLimited: 429,
     ServiceUnavailable: 503,
 }
 # How long a client is asked to wait before retrying a 503: about how long a database
@@ -65,14 +67,23 @@ def _fields_from_pydantic(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 def _respond(
-    api: NinjaAPI, request: HttpRequest, status: int, body: dict[str, Any]
+    api: NinjaAPI,
+    request: HttpRequest,
+    status: int,
+    body: dict[str, Any],
+    retry_after: int = RETRY_AFTER_SECONDS,
 ) -> HttpResponse:
     response = api.create_response(request, body, status=status)
     if status == 401:
         response["WWW-Authenticate"] = "Bearer"
-    if status == 503:
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    if status in (429, 503):
+        response["Retry-After"] = str(retry_after)
     return response
+
+
+def _retry_after(exc: ApplicationError) -> int:
+    """Seconds to wait before trying again: what the limit says for a 429, else the 503's."""
+    return exc.retry_after if isinstance(exc, RateLimited) else RETRY_AFTER_SECONDS
 
 
 def install_error_handlers(api: NinjaAPI) -> None:
@@ -81,7 +92,8 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     def application_error(request: HttpRequest, exc: ApplicationError) -> HttpResponse:
         status = next(s for cls, s in STATUS_BY_ERROR.items() if isinstance(exc, cls))
-        return respond(request, status, error_body(exc.code, exc.message, exc.fields, exc.current))
+        body = error_body(exc.code, exc.message, exc.fields, exc.current)
+        return _respond(api, request, status, body, retry_after=_retry_after(exc))
 
     def validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
         fields = _fields_from_pydantic(exc.errors)

@@ -4,9 +4,9 @@ from typing import Any, Literal
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, HeaderEx, P, Query, Router, Schema, Status
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictFloat, StrictInt
 
-from domain.api.schemas import ErrorOut, Paging, page_of
+from domain.api.schemas import ErrorOut, FreeText, Paging, PatientText, page_of
 from domain.api.security import access_token_auth
 from domain.models import AgeBand, Consciousness, DeclineReason, ReservationStatus, Sex, User
 from domain.selectors.reservations import (
@@ -20,40 +20,49 @@ from domain.services.idempotency import Answer, idempotent_request_run
 
 router = Router(tags=["reservations"], auth=access_token_auth)
 _ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
-_CREATE_ERRORS = {**_ERRORS, 422: ErrorOut}
+_CREATE_ERRORS = {**_ERRORS, 422: ErrorOut, 429: ErrorOut}
 
 
 class ConditionIn(BaseModel):
     """The patient, without names or identifiers. Vital signs are checked against the clinical
-    ranges of ``domain.models.clinical.CLINICAL_RANGES`` (400 with the field named)."""
+    ranges of ``domain.models.clinical.CLINICAL_RANGES`` (400 with the field named).
+
+    Counts are JSON integers, strictly: ``true`` or ``"120"`` is a 400, never 1 or 120. The
+    temperature is a decimal, sent as a number or a string (``37.8`` or ``"37.8"``, as events
+    carry it), not a boolean. The complaint and the note refuse control characters and
+    anything shaped like a 주민등록번호 or a phone number (``domain.free_text``)."""
 
     sex: Literal[tuple(Sex.values)]  # type: ignore[valid-type]
     age_band: Literal[tuple(AgeBand.values)]  # type: ignore[valid-type]
-    systolic_bp: int | None = Field(None)
-    diastolic_bp: int | None = Field(None)
-    pulse: int | None = Field(None)
+    systolic_bp: StrictInt | None = Field(None)
+    diastolic_bp: StrictInt | None = Field(None)
+    pulse: StrictInt | None = Field(None)
     temperature: Decimal | None = Field(None, max_digits=3, decimal_places=1)
-    respiratory_rate: int | None = Field(None)
-    spo2: int | None = Field(None)
+    respiratory_rate: StrictInt | None = Field(None)
+    spo2: StrictInt | None = Field(None)
     consciousness: Literal[tuple(Consciousness.values)]  # type: ignore[valid-type]
-    pre_ktas: int | None = Field(
+    pre_ktas: StrictInt | None = Field(
         None, ge=1, le=5, description="Pre-KTAS level: 1 resuscitation … 5 non-urgent."
     )
-    chief_complaint: str = Field(min_length=1, max_length=200)
-    suspected_category: int | None = Field(None, ge=1, le=27, description="Severe-illness category")
-    note: str = Field("", max_length=1000, description="No names or identifiers.")
+    chief_complaint: PatientText = Field(min_length=1, max_length=200)
+    suspected_category: StrictInt | None = Field(
+        None, ge=1, le=27, description="Severe-illness category"
+    )
+    note: PatientText = Field(
+        "", max_length=1000, description="No names or identifiers (no 주민등록번호, no phone)."
+    )
 
 
 class RequestIn(BaseModel):
     hospitals: list[str] = Field(min_length=1, max_length=3, description="One to three hpids.")
     condition: ConditionIn
-    latitude: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
-    longitude: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
+    latitude: StrictFloat | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
+    longitude: StrictFloat | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
 
 
 class DeclineIn(BaseModel):
     reason: Literal[tuple(DeclineReason.values)]  # type: ignore[valid-type]
-    note: str = Field("", max_length=500)
+    note: FreeText = Field("", max_length=500)
 
 
 class ReservationOut(Schema):

@@ -4,14 +4,16 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from django.db.models import QuerySet
 from django.utils import timezone
 from ninja import Field, Schema
-from pydantic import BaseModel, create_model, field_validator
+from pydantic import AfterValidator, BaseModel, create_model, field_validator
+from pydantic_core import PydanticCustomError
 
 from domain.bed_fields import STATUS_VALUE_KINDS, Kind
+from domain.free_text import control_character_problem, text_problem
 from domain.models import ERStatus, Hospital, User
 from domain.regions import REGIONS_BY_CODE
 from domain.selectors.hospitals import (
@@ -56,6 +58,22 @@ class ErrorOut(Schema):
     error: ErrorDetail
 
 
+def _checked(problem_of: Callable[[str], str | None]) -> AfterValidator:
+    def check(value: str) -> str:
+        problem = problem_of(value)
+        if problem is not None:
+            raise PydanticCustomError("free_text", problem)
+        return value
+
+    return AfterValidator(check)
+
+
+# Free text of a request body: no control characters but tab and newline (domain.free_text).
+FreeText = Annotated[str, _checked(control_character_problem)]
+# Free text about a patient (the condition's complaint and note): also no identifiers.
+PatientText = Annotated[str, _checked(text_problem)]
+
+
 class BodyIn(BaseModel):
     """Base of request bodies. Plain pydantic: only a JSON object validates (ninja's ``Schema``
     would read attributes off any value, so a list or a number would pass as an empty body)."""
@@ -70,10 +88,10 @@ class SignUpIn(BodyIn):
         min_length=8, max_length=128, description="Not common, not all digits, not the username."
     )
     role: Literal["ambulance", "hospital"] = Field(description="Admins are not self-service.")
-    hospital: str | None = Field(None, max_length=10, description="hpid, for hospital staff.")
-    agency: str = Field("", max_length=100)
-    crew_name: str = Field("", max_length=100)
-    phone: str = Field("", max_length=20)
+    hospital: FreeText | None = Field(None, max_length=10, description="hpid, for hospital staff.")
+    agency: FreeText = Field("", max_length=100)
+    crew_name: FreeText = Field("", max_length=100)
+    phone: FreeText = Field("", max_length=20)
 
 
 class CredentialsIn(BodyIn):
@@ -117,7 +135,7 @@ class UserOut(Schema):
 
 
 class RejectIn(BodyIn):
-    reason: str = Field("", max_length=300)
+    reason: FreeText = Field("", max_length=300)
 
 
 # --- regions and hospitals ------------------------------------------------------------------

@@ -45,6 +45,7 @@ from domain.models import (
     User,
 )
 from domain.selectors.reservations import held_counts, reservation_get, reservation_summary
+from domain.services.rate_limits import Limit, rate_limit_hit
 
 MAX_HOSPITALS_PER_REQUEST = 3
 
@@ -231,9 +232,14 @@ def reservation_request(
     latitude: float | None = None,
     longitude: float | None = None,
 ) -> list[Reservation]:
-    """Record the patient's condition and send it to one to three hospitals at once."""
+    """Record the patient's condition and send it to one to three hospitals at once.
+
+    A crew makes at most ``LIMIT_RESERVATIONS_PER_CREW`` requests in a while (``RateLimited``)
+    and has at most ``RESERVATION_MAX_OPEN_PER_CREW`` of its reservations pending at once
+    (``Conflict``, ``too_many_open_reservations``): no crew fills the ERs' queues."""
     if crew.role != Role.AMBULANCE:
         raise PermissionDenied("Only ambulance crews request reservations.")
+    rate_limit_hit(Limit.RESERVATIONS_PER_CREW, str(crew.pk))
     unique = list(dict.fromkeys(hpids))
     if not 1 <= len(unique) <= MAX_HOSPITALS_PER_REQUEST:
         raise ValidationFailed(
@@ -246,6 +252,7 @@ def reservation_request(
         raise ValidationFailed(
             "Unknown hospital.", fields={"hospitals": [f"Unknown: {', '.join(unknown)}."]}
         )
+    _ensure_open_allowance(crew, len(unique))
     patient = PatientCondition(recorded_by=crew, **condition)
     try:
         patient.full_clean()
@@ -276,6 +283,21 @@ def reservation_request(
         )
         created.append(reservation)
     return created
+
+
+def _ensure_open_allowance(crew: User, requested: int) -> None:
+    """``Conflict`` unless ``requested`` more pending reservations keep the crew within
+    ``RESERVATION_MAX_OPEN_PER_CREW``. The crew's row is locked first, so two requests at once
+    are counted one after the other (no other transition locks users: no deadlock)."""
+    User.objects.select_for_update().filter(pk=crew.pk).values_list("pk").first()
+    pending = Reservation.objects.filter(crew=crew, status=PENDING).count()
+    allowed = settings.RESERVATION_MAX_OPEN_PER_CREW
+    if pending + requested > allowed:
+        raise Conflict(
+            f"At most {allowed} requests may wait for a decision at once; {pending} do. "
+            "Cancel one or wait for the ERs' answers.",
+            code=ErrorCode.TOO_MANY_OPEN_RESERVATIONS,
+        )
 
 
 def _distance(latitude: float | None, longitude: float | None, hospital: Hospital) -> float | None:

@@ -25,6 +25,14 @@ from django.utils import timezone
 from domain.errors import AuthenticationFailed, ErrorCode, PermissionDenied, ValidationFailed
 from domain.events import AccountClose, account_changed, events_publish_on_commit
 from domain.models import Approval, RefreshToken, User
+from domain.services.rate_limits import (
+    Limit,
+    account_key,
+    address_key,
+    rate_limit_check,
+    rate_limit_hit,
+    rate_limit_record,
+)
 
 ACCESS = "access"
 REFRESH = "refresh"
@@ -156,11 +164,22 @@ def token_pair_issue(*, user: User, family: str | None = None) -> TokenPair:
     )
 
 
-def token_pair_for_credentials(*, username: str, password: str) -> TokenPair:
-    """Log in. Raises ``AuthenticationFailed`` for bad credentials and ``PermissionDenied``
-    (``account_pending`` / ``account_rejected``) for a right password on an inactive account."""
+def token_pair_for_credentials(
+    *, username: str, password: str, address: str | None = None
+) -> TokenPair:
+    """Log in from client ``address``. Raises ``AuthenticationFailed`` for bad credentials,
+    ``PermissionDenied`` (``account_pending`` / ``account_rejected``) for a right password on
+    an inactive account, and ``RateLimited`` over ``LIMIT_LOGIN_PER_ADDRESS`` (attempts) or
+    ``LIMIT_LOGIN_PER_ACCOUNT`` (failures, counted for any username, known or not, so the
+    limits tell nobody which exist). Both are checked before the password is: a refused
+    attempt costs no hashing and no database query."""
+    if address is not None:
+        rate_limit_hit(Limit.LOGIN_PER_ADDRESS, address_key(address))
+    account = account_key(username)
+    rate_limit_check(Limit.LOGIN_PER_ACCOUNT, account)
     user = authenticate(username=username, password=password)
     if user is None:
+        rate_limit_record(Limit.LOGIN_PER_ACCOUNT, account)
         raise AuthenticationFailed(
             "Wrong username or password.", code=ErrorCode.INVALID_CREDENTIALS
         )
@@ -169,8 +188,10 @@ def token_pair_for_credentials(*, username: str, password: str) -> TokenPair:
 
 def token_pair_refresh(*, refresh_token: str) -> TokenPair:
     """Exchange a refresh token for a new pair. Each refresh token works once; a reused one
-    revokes every token of its family and fails."""
+    revokes every token of its family and fails. ``RateLimited`` over
+    ``LIMIT_REFRESH_PER_USER``, checked before the database."""
     claims = _decode(refresh_token, token_type=REFRESH)
+    rate_limit_hit(Limit.REFRESH_PER_USER, str(claims["sub"]))  # signed: the user is known
     now = timezone.now()
     with transaction.atomic():
         record = (

@@ -10,6 +10,7 @@ from django.utils import timezone
 from domain.errors import Conflict, ErrorCode, NotFound, PermissionDenied, ValidationFailed
 from domain.events import AccountClose, account_changed, events_publish_on_commit
 from domain.models import Approval, Hospital, Role, User
+from domain.services.rate_limits import Limit, address_key, rate_limit_hit
 from domain.services.tokens import refresh_tokens_revoke
 
 SELF_SERVICE_ROLES = (Role.AMBULANCE, Role.HOSPITAL)
@@ -24,11 +25,16 @@ def user_sign_up(
     agency: str = "",
     crew_name: str = "",
     phone: str = "",
+    address: str | None = None,
 ) -> User:
     """Create a pending ambulance or hospital user. Admins are never self-service.
 
-    Raises ``ValidationFailed`` with field errors, or ``Conflict`` if the username is taken.
+    Raises ``ValidationFailed`` with field errors, ``Conflict`` if the username is taken, or
+    ``RateLimited`` when client ``address`` made too many sign-ups (``LIMIT_SIGNUP_PER_ADDRESS``;
+    every attempt counts, valid or not).
     """
+    if address is not None:
+        rate_limit_hit(Limit.SIGNUP_PER_ADDRESS, address_key(address))
     problems: dict[str, list[str]] = {}
     if role not in SELF_SERVICE_ROLES:
         problems["role"] = [f"Must be one of: {', '.join(SELF_SERVICE_ROLES)}."]

@@ -12,9 +12,10 @@
  *   events ignored) and it is unsubscribed and subscribed again without `since`, so the next
  *   thing its subscriber sees is a fresh snapshot;
  * - the subscriber of a stream gets the server's `error` messages about it (`onError`); every
- *   `error` is also dispatched as a "servererror" event; `unavailable` retries the stream's
- *   subscribe after a backoff that grows until the stream is served again (a snapshot or an
- *   event: `subscribed` alone may still be followed by `unavailable`).
+ *   `error` is also dispatched as a "servererror" event; `unavailable` (and `rate_limited`:
+ *   too many subscriptions) retries the stream's subscribe after a backoff that grows until
+ *   the stream is served again (a snapshot or an event: `subscribed` alone may still be
+ *   followed by `unavailable`).
  * `status` says where it is (`Status`; STOPPED with no reason until `start()`), with a "status"
  * event on every change; `lastSeq`, `lastMessageAt` and `stoppedReason` are there for
  * indicators and tests.
@@ -387,7 +388,7 @@ export class LiveConnection extends EventTarget {
     this.dispatchEvent(new CustomEvent("servererror", { detail: error }));
     if (!state) return;
     state.subscriber.onError?.(error);
-    if (error.code === "unavailable") {
+    if (error.code === "unavailable" || error.code === "rate_limited") {
       const stream = /** @type {string} */ (error.stream);
       const delay = this.#backoffDelay(state.retries++);
       this.#clock.clearTimeout(state.retryTimer);

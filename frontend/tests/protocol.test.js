@@ -282,6 +282,32 @@ test("unavailable retries that stream's subscribe, with since, after a growing b
   assert.equal(clock.nextDelay(), third);
 });
 
+test("rate_limited on a stream retries its subscribe after a growing backoff, as unavailable", () => {
+  const { clock, socket } = live();
+  const limited = { type: "error", code: "rate_limited", message: "Too many subscriptions; try again in 20 s.", stream: STREAM };
+  const [first, second] = expectedDelays(2);
+  socket().receive(limited);
+  assert.equal(clock.nextDelay(), first);
+  clock.advance(first);
+  assert.deepEqual(socket().sent.at(-1), { type: "subscribe", streams: [STREAM], since: { [STREAM]: 100 } });
+  socket().receive(limited);
+  assert.equal(clock.nextDelay(), second);
+});
+
+test("a connect refused as rate_limited (error, then 4429) reconnects with a growing backoff", () => {
+  const { clock, socket, sockets } = live();
+  socket().serverClose(1006);
+  const [first, second] = expectedDelays(2);
+  assert.equal(clock.nextDelay(), first);
+  clock.advance(first);
+  socket().open();
+  socket().receive({ type: "error", code: "rate_limited", message: "Too many connections; try again in 30 s." });
+  socket().serverClose(4429);
+  assert.equal(clock.nextDelay(), second); // a socket that only said rate_limited never worked
+  clock.advance(second);
+  assert.equal(sockets.length, 3);
+});
+
 test("a snapshot or an event after an unavailable starts that stream's backoff over", () => {
   const unavailable = { type: "error", code: "unavailable", message: "try again", stream: STREAM };
   for (const served of [
