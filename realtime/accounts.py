@@ -122,7 +122,7 @@ class AccountWatcher:
         backoff = 0.1
         while True:
             try:
-                member = await self._hub.join(ACCOUNTS, self)
+                member = await self._hub.join(ACCOUNTS, self, counted=False)
                 head = await stream_head(self._hub.redis, ACCOUNTS)
                 await self._hub.go_live(ACCOUNTS, member, head)
                 return

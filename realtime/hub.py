@@ -59,6 +59,7 @@ class Member:
     # The stream was resynchronised while this member was joining: the snapshot (and its seq)
     # it gets before its buffered events, which follow that seq.
     resync: tuple[int, Frame] | None = None
+    counted: bool = True  # a client's subscription (on /metrics), not the server's own
 
 
 @dataclass(eq=False)
@@ -102,9 +103,10 @@ class Hub:
 
     # -- membership ------------------------------------------------------------------------
 
-    async def join(self, stream: str, sink: Sink) -> Member:
+    async def join(self, stream: str, sink: Sink, *, counted: bool = True) -> Member:
         """Start receiving ``stream``: live events are buffered in the returned member until
-        ``go_live``. Returns once this process's subscription to the stream is active."""
+        ``go_live``. Returns once this process's subscription to the stream is active.
+        ``counted``: a client's subscription, shown on /metrics (the server's own are not)."""
         self._ensure_listening()
         if self._pubsub_down:
             raise redis.ConnectionError("Redis pub/sub is down; the hub is reconnecting")
@@ -118,10 +120,11 @@ class Hub:
                 if self._feeds.get(stream) is feed and not feed:
                     del self._feeds[stream]
                 raise
-        member = Member(sink)
+        member = Member(sink, counted=counted)
         feed.syncing[id(member)] = member
         feed.idle_since = None
-        self.metrics.subscription_added(stream)
+        if counted:
+            self.metrics.subscription_added(stream)
         try:
             await asyncio.wait_for(feed.ready.wait(), JOIN_TIMEOUT)
         except BaseException:
@@ -165,7 +168,8 @@ class Hub:
         key = id(member)
         if feed.syncing.pop(key, None) is None and feed.live.pop(key, None) is None:
             return
-        self.metrics.subscription_removed(stream)
+        if member.counted:
+            self.metrics.subscription_removed(stream)
         if not feed:
             feed.idle_since = time.monotonic()
 

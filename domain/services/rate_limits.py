@@ -113,8 +113,10 @@ class _Counter:
     def __init__(self, url: str) -> None:
         self.url = url
         self.failing = False
+        self.failed_at = 0.0
 
     def failed(self, exc: BaseException) -> None:
+        self.failed_at = time.monotonic()
         if not self.failing:
             self.failing = True
             logger.warning("rate limits not enforced: Redis unreachable (%r)", exc)
@@ -123,6 +125,15 @@ class _Counter:
         if self.failing:
             self.failing = False
             logger.info("rate limits enforced again: Redis answers")
+
+    def standing_aside(self) -> bool:
+        """Whether counting failed within ``AFTER_FAILURE_SECONDS``: then nothing is counted
+        (and everything allowed) without asking Redis, so a Redis that stopped answering
+        costs each request its timeout at most once in that window."""
+        return self.failing and time.monotonic() - self.failed_at < AFTER_FAILURE_SECONDS
+
+
+AFTER_FAILURE_SECONDS = 2.0
 
 
 def _key_prefix() -> str:
@@ -198,6 +209,8 @@ def rate_limit_hit(limit: Limit, key: str, *, cost: int = 1) -> None:
     if not items:
         return
     counter = _sync_counter()
+    if counter.standing_aside():
+        return
     ids = (limit.name.lower(), key)
     try:
         for item in items:
@@ -218,6 +231,8 @@ def rate_limit_check(limit: Limit, key: str) -> None:
     if not items:
         return
     counter = _sync_counter()
+    if counter.standing_aside():
+        return
     ids = (limit.name.lower(), key)
     try:
         full = _full(counter, items, ids, 1)
@@ -238,6 +253,8 @@ def rate_limit_record(limit: Limit, key: str) -> None:
     if not items:
         return
     counter = _sync_counter()
+    if counter.standing_aside():
+        return
     try:
         for item in items:
             counter.limiter.hit(item, limit.name.lower(), key)
@@ -253,6 +270,8 @@ async def arate_limit_hit(limit: Limit, key: str, *, cost: int = 1) -> RateLimit
     if not items:
         return None
     counter = _async_counter()
+    if counter.standing_aside():
+        return None
     ids = (limit.name.lower(), key)
     try:
         for item in items:
