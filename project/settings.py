@@ -104,6 +104,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: every error answer under /api/ (a refused Host, ninja's 405, Django's 500
+    # page) leaves in the API's JSON error shape.
+    "project.middleware.ApiErrorShapeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from the process (daphne), before anything that needs a session:
     # WhiteNoise (frontend.middleware says why the subclass).

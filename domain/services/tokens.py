@@ -51,7 +51,25 @@ def _encode(*, user: User, token_type: str, lifetime: timedelta, jti: str) -> st
     return jwt.encode(claims, settings.JWT_SIGNING_KEY, algorithm=settings.JWT_ALGORITHM)
 
 
+# The largest primary key MariaDB's BIGINT holds: a larger ``sub`` names nobody.
+_MAX_USER_ID = 2**63 - 1
+
+
+def _invalid(message: str = "The token is invalid.") -> AuthenticationFailed:
+    return AuthenticationFailed(message, code=ErrorCode.INVALID_TOKEN)
+
+
 def _decode(token: str, *, token_type: str) -> dict[str, Any]:
+    """The claims of a token we signed, each of the type ``_encode`` gives it.
+
+    Anything else is ``AuthenticationFailed``, whatever the token holds: a signature is no
+    proof that the claims are sane (the key may have signed a mistake, or leaked), and a claim
+    of the wrong type must not reach the database or the clock as a 500. ``sub`` is a user id
+    in decimal digits, ``exp`` an integer time a ``datetime`` can hold, ``type`` and ``jti``
+    strings; PyJWT itself refuses a missing claim, another algorithm (``none`` included), a
+    payload that is not a JSON object, a non-string ``sub``, and an ``exp``, ``nbf`` or ``iat``
+    that is not a number or not yet or no longer valid.
+    """
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -61,12 +79,23 @@ def _decode(token: str, *, token_type: str) -> dict[str, Any]:
         )
     except jwt.ExpiredSignatureError as exc:
         raise AuthenticationFailed("The token has expired.", code=ErrorCode.TOKEN_EXPIRED) from exc
-    except jwt.InvalidTokenError as exc:
-        raise AuthenticationFailed("The token is invalid.", code=ErrorCode.INVALID_TOKEN) from exc
+    except (jwt.InvalidTokenError, ValueError, TypeError, OverflowError) as exc:
+        raise _invalid() from exc
+    sub, exp = claims["sub"], claims["exp"]
+    if not (isinstance(sub, str) and sub.isascii() and sub.isdecimal()):
+        raise _invalid()
+    if not 0 < int(sub) <= _MAX_USER_ID:
+        raise _invalid()
+    if not isinstance(exp, int) or isinstance(exp, bool):
+        raise _invalid()
+    try:
+        claims["exp_at"] = datetime.fromtimestamp(exp, tz=UTC)
+    except (ValueError, OverflowError, OSError) as exc:  # past year 9999, or beyond the C clock
+        raise _invalid() from exc
+    if not all(isinstance(claims[name], str) for name in ("type", "jti")):
+        raise _invalid()
     if claims["type"] != token_type:
-        raise AuthenticationFailed(
-            f"This is not an {token_type} token.", code=ErrorCode.INVALID_TOKEN
-        )
+        raise _invalid(f"This is not an {token_type} token.")
     return claims
 
 
@@ -139,7 +168,7 @@ def token_pair_refresh(*, refresh_token: str) -> TokenPair:
             .first()
         )
         if record is None:
-            raise AuthenticationFailed("The token is invalid.", code=ErrorCode.INVALID_TOKEN)
+            raise _invalid()
         replayed = record.used_at is not None or record.revoked_at is not None
         if replayed:
             RefreshToken.objects.filter(family=record.family, revoked_at__isnull=True).update(
@@ -166,8 +195,8 @@ def access_token_authenticate(*, token: str) -> AuthenticatedToken:
     ``PermissionDenied`` (the user is no longer active).
     """
     claims = _decode(token, token_type=ACCESS)
-    user = User.objects.select_related("hospital").filter(pk=claims["sub"]).first()
+    user = User.objects.select_related("hospital").filter(pk=int(claims["sub"])).first()
     if user is None:
-        raise AuthenticationFailed("The token is invalid.", code=ErrorCode.INVALID_TOKEN)
+        raise _invalid()
     _ensure_may_sign_in(user)
-    return AuthenticatedToken(user=user, expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC))
+    return AuthenticatedToken(user=user, expires_at=claims["exp_at"])
