@@ -26,6 +26,10 @@ JWT_ALGORITHM = env.str("JWT_ALGORITHM", default="HS256")
 ACCESS_TOKEN_LIFETIME = timedelta(seconds=env.int("ACCESS_TOKEN_LIFETIME", default=15 * 60))
 REFRESH_TOKEN_LIFETIME = timedelta(seconds=env.int("REFRESH_TOKEN_LIFETIME", default=24 * 3600))
 
+# What a Prometheus scraper sends as "Authorization: Bearer <token>" to read /metrics; empty:
+# /metrics answers 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 # Browser origins allowed to open websockets; clients that send no Origin (tablet apps) are not
 # browsers and authenticate by token alone.

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar, cast
+from urllib.request import Request, urlopen
 
 import pytest
 import redis
@@ -29,6 +30,9 @@ T = TypeVar("T")
 Event = dict[str, Any]
 """An event as a client receives it: ``type``, ``stream``, ``seq``, ``ts`` and ``data``."""
 StreamEvents = Callable[[str], list[Event]]
+METRICS_TOKEN = "test-only-metrics-token-0123456789abcdef"
+"""What the test process and every server it starts expect on /metrics (unless the run's
+environment sets ``METRICS_TOKEN``): send ``metrics_headers()``."""
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -48,6 +52,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             returncode=2,
         )
     client.flushdb()
+    if not settings.METRICS_TOKEN:
+        settings.METRICS_TOKEN = METRICS_TOKEN
+
+
+def metrics_headers() -> dict[str, str]:
+    """The header a scraper sends to read /metrics: ``httpx.get(url, headers=...)``."""
+    return {"Authorization": f"Bearer {settings.METRICS_TOKEN}"}
+
+
+def read_metrics(http_url: str) -> str:
+    """The Prometheus text of ``http_url``'s /metrics, read as the scraper does."""
+    request = Request(f"{http_url}/metrics", headers=metrics_headers())
+    with urlopen(request, timeout=5) as response:
+        return cast(bytes, response.read()).decode()
 
 
 @pytest.fixture
@@ -154,6 +172,7 @@ def server_env() -> dict[str, str]:
         "DATABASE_URL": database_url,
         "REDIS_URL": settings.REDIS_URL,
         "DEBUG": "false",
+        "METRICS_TOKEN": settings.METRICS_TOKEN,
     }
 
 
