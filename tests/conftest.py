@@ -178,17 +178,21 @@ def server_env() -> dict[str, str]:
 
 @contextlib.contextmanager
 def run_server(
-    log_dir: Path, *command: str, env: Mapping[str, str] | None = None
+    log_dir: Path,
+    *command: str,
+    env: Mapping[str, str] | None = None,
+    whole_env: Mapping[str, str] | None = None,
 ) -> Iterator[DaphneServer]:
     """Run ``python <command> -b 127.0.0.1 -p <free port>`` until the port answers; ``env``
-    overrides settings of the test environment (e.g. ``REDIS_URL`` of a private Redis)."""
+    overrides settings of the test environment (e.g. ``REDIS_URL`` of a private Redis), or
+    ``whole_env`` replaces it (nothing of the test run's, its secrets included)."""
     port = _free_port()
     log_path = log_dir / f"server-{port}.log"
     argv = [sys.executable, *command, "-b", "127.0.0.1", "-p", str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             argv,
-            env={**server_env(), **(env or {})},
+            env=dict(whole_env) if whole_env is not None else {**server_env(), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=settings.BASE_DIR,
