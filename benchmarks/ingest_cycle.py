@@ -1,7 +1,7 @@
 """CPU cost of one full beds cycle: all 17 regions fetched from the simulator, parsed, diffed
 against MariaDB and applied (changed rows written, events published to Redis).
 
-    DEBUG=1 DATABASE_URL=mysql://root@127.0.0.1:3306/weer REDIS_URL=redis://127.0.0.1:6379/14 \
+    DEMO=1 DATABASE_URL=mysql://root@127.0.0.1:3306/weer REDIS_URL=redis://127.0.0.1:6379/14 \
         .venv/bin/python benchmarks/ingest_cycle.py --cycles 5 --change-fraction 0.1
 
 Uses the database it is given (seed it first: ``manage.py migrate && manage.py seed_demo``);

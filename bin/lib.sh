@@ -100,6 +100,19 @@ ensure_redis() {
   exit 1
 }
 
+demo_settings() {  # the environment bin/start runs the system with (tests/test_demo_exposure.py reads it)
+  # Demo data and keys generated once into var/secrets.env (project/demo_secrets.py); never
+  # Django's debug mode, whose error pages show the settings to whoever sends a bad request.
+  export DEMO=true DEBUG=false
+  export WEB_BIND="${WEB_BIND:-127.0.0.1}"  # the web server: loopback unless told otherwise
+  if [ -z "${UPSTREAM_BASE_URL:-}" ]; then
+    # Polling the bundled simulator, which has no quota: poll often so changes show at once.
+    export UPSTREAM_SERVICE_KEY="${UPSTREAM_SERVICE_KEY:-simulator-key}"
+    export UPSTREAM_DAILY_CALL_BUDGET="${UPSTREAM_DAILY_CALL_BUDGET:-10000000}"
+    export INGEST_BEDS_SECONDS="${INGEST_BEDS_SECONDS:-5}"
+  fi
+}
+
 mariadb_up() { "$VENV/bin/python" -c 'import MySQLdb; MySQLdb.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=2).close()' 2>/dev/null; }
 
 ensure_mariadb() {

@@ -87,6 +87,12 @@ def parser() -> argparse.ArgumentParser:
         help="--targets: file with an ER staff token, for the reservation round trips",
     )
     p.add_argument(
+        "--metrics-token-file",
+        type=Path,
+        help="--targets: file holding the deployment's METRICS_TOKEN, to read its /metrics "
+        "(bin/start writes var/metrics-token)",
+    )
+    p.add_argument(
         "--server-pids",
         type=lambda text: [int(pid) for pid in text.split(",") if pid],
         default=[],

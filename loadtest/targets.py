@@ -73,11 +73,14 @@ def run_targets(options: argparse.Namespace) -> int:
 
     run(phase("warm-up", HOLD_STREAM, clients=WARM_UP_CLIENTS, rate=1, duration=1))
     time.sleep(REPORT_SECONDS)
-    before = server_memory(options.url)
+    metrics_token = (
+        options.metrics_token_file.read_text().strip() if options.metrics_token_file else ""
+    )
+    before = server_memory(options.url, metrics_token)
 
     def memory_at_connected() -> dict[str, Any]:
         time.sleep(REPORT_SECONDS)
-        after = server_memory(options.url)
+        after = server_memory(options.url, metrics_token)
         added = after["connections"] - before["connections"]
         # Memory that earlier sockets used is reused, not returned: growth only tells the
         # cost of a socket on a server that has not held more than the warm-up's before.
@@ -139,9 +142,12 @@ def _reservations(options: argparse.Namespace) -> dict[str, Any]:
         return asyncio.run(measure(args))
 
 
-def server_memory(url: str) -> dict[str, Any]:
-    """Open sockets and resident memory, summed over the deployment's server processes."""
-    text = httpx.get(f"{url.rstrip('/')}/metrics", timeout=10).raise_for_status().text
+def server_memory(url: str, metrics_token: str) -> dict[str, Any]:
+    """Open sockets and resident memory, summed over the deployment's server processes (its
+    /metrics, read with ``metrics_token``)."""
+    headers = {"Authorization": f"Bearer {metrics_token}"}
+    response = httpx.get(f"{url.rstrip('/')}/metrics", headers=headers, timeout=10)
+    text = response.raise_for_status().text
     totals = dict.fromkeys(("weer_ws_connections", "weer_ws_connections_peak"), 0.0)
     totals["weer_process_resident_memory_bytes"] = 0.0
     processes = set()

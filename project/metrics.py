@@ -1,7 +1,9 @@
 """``/metrics``: every server process's realtime figures, the ingestion figures and the outbox
 backlog, in Prometheus text format. Composed here, where the packages meet, so neither imports
-the other."""
+the other. Only for a scraper holding ``METRICS_TOKEN`` (the figures name processes, their
+memory and the streams in use, which the websocket shows to administrators only)."""
 
+import hmac
 import logging
 from collections.abc import Iterator
 
@@ -76,4 +78,17 @@ _registry.register(
 
 
 def prometheus_metrics(request: HttpRequest) -> HttpResponse:
+    """The figures, for ``Authorization: Bearer <METRICS_TOKEN>``. Without a ``METRICS_TOKEN``
+    configured the page does not exist (404: off unless an operator turns it on); a missing or
+    wrong token is a 401 (compared in constant time)."""
+    expected = settings.METRICS_TOKEN
+    if not expected:
+        return HttpResponse("Not found.\n", status=404, content_type="text/plain")
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+        response = HttpResponse(
+            "A bearer token (METRICS_TOKEN) is required.\n", status=401, content_type="text/plain"
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     return HttpResponse(generate_latest(_registry), content_type=CONTENT_TYPE_LATEST)

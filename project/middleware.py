@@ -1,11 +1,12 @@
-"""Site-wide answers to failures that are outages, not bugs."""
+"""Site-wide answers to failures: outages, not bugs, and the API's error shape kept at its edge."""
 
 import logging
+from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
 
-from domain.api.errors import RETRY_AFTER_SECONDS, error_body
+from domain.api.errors import RETRY_AFTER_SECONDS, error_body, error_response_for_status
 from domain.errors import DATABASE_UNAVAILABLE, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -31,3 +32,28 @@ class DatabaseUnavailableMiddleware(MiddlewareMixin):
             response = HttpResponse(error.message, status=503, content_type="text/plain")
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+
+
+class ApiErrorShapeMiddleware:
+    """Every error answer under ``/api/`` is JSON in the standard shape, whoever made it.
+
+    The API's own handlers (``domain.api.errors``) answer its operations' errors; this covers
+    the answers made around them, which are HTML or plain text: ninja's 405 for a method an
+    operation does not take (``Allow`` is kept), Django's 400 for a refused ``Host``, its 500
+    page for an error outside an operation, a 403 from CSRF. Outermost, so that it sees every
+    other middleware's answer. Only the status is kept: those bodies carry nothing a client
+    needs (and with ``DEBUG``, settings and tracebacks no client may see)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if (
+            response.status_code < 400
+            or not request.path.startswith("/api/")
+            or response.get("Content-Type", "").startswith("application/json")
+        ):
+            return response
+        allowed = [m.strip() for m in response.get("Allow", "").split(",") if m.strip()]
+        return error_response_for_status(response.status_code, allowed_methods=allowed)

@@ -1,7 +1,10 @@
 """WeER settings: every value comes from the environment through one reader (12-factor).
 
-The zero-config demo (DEBUG on, nothing set) uses a SQLite file and demo secrets; with DEBUG off
-the secrets have no default and a missing one stops the process at start-up.
+The zero-config demo (``DEMO`` on, as ``bin/start`` runs it, nothing else set) allows demo data
+and keys generated once into ``var/secrets.env`` (``project.demo_secrets``); without it the
+secrets have no default and a missing one stops the process at start-up. Django's ``DEBUG`` is
+another thing, off unless a developer turns it on: it shows settings and tracebacks to whoever
+sends a bad request, so the started system never runs with it.
 """
 
 from datetime import timedelta
@@ -12,21 +15,37 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from limits import parse_many
 
+from project.demo_secrets import demo_secrets
+
+
+def _default(values: dict[str, str], name: str) -> dict[str, str]:
+    """``default=`` for ``env.str`` when ``values`` has ``name`` (the demo's), else nothing:
+    the variable is then required."""
+    return {"default": values[name]} if name in values else {}
+
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
-
-_DEMO_ONLY = "demo-only-not-a-secret-never-use-in-production"
-SECRET_KEY = env.str("SECRET_KEY", default=_DEMO_ONLY) if DEBUG else env.str("SECRET_KEY")
-JWT_SIGNING_KEY = (
-    env.str("JWT_SIGNING_KEY", default=_DEMO_ONLY) if DEBUG else env.str("JWT_SIGNING_KEY")
+# The demo bin/start runs: demo data (seed_demo), keys generated for this checkout, the pages'
+# static files served straight from the apps, cookies over plain http. Never in production.
+DEMO = env.bool("DEMO", default=False)
+DEMO_SECRETS_FILE = Path(
+    env.str("DEMO_SECRETS_FILE", default=str(BASE_DIR / "var" / "secrets.env"))
 )
+_demo_secrets = demo_secrets(DEMO_SECRETS_FILE) if DEMO else {}
+SECRET_KEY = env.str("SECRET_KEY", **_default(_demo_secrets, "SECRET_KEY"))
+JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", **_default(_demo_secrets, "JWT_SIGNING_KEY"))
 JWT_ALGORITHM = env.str("JWT_ALGORITHM", default="HS256")
 ACCESS_TOKEN_LIFETIME = timedelta(seconds=env.int("ACCESS_TOKEN_LIFETIME", default=15 * 60))
 REFRESH_TOKEN_LIFETIME = timedelta(seconds=env.int("REFRESH_TOKEN_LIFETIME", default=24 * 3600))
+
+# What a Prometheus scraper sends as "Authorization: Bearer <token>" to read /metrics; empty:
+# /metrics answers 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default=_demo_secrets.get("METRICS_TOKEN", ""))
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 # Browser origins allowed to open websockets; clients that send no Origin (tablet apps) are not
@@ -127,6 +146,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: every error answer under /api/ (a refused Host, ninja's 405, Django's 500
+    # page) leaves in the API's JSON error shape.
+    "project.middleware.ApiErrorShapeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from the process (daphne), before anything that needs a session:
     # WhiteNoise (frontend.middleware says why the subclass).
@@ -214,16 +236,19 @@ USE_TZ = True
 # frontend/static/frontend/dist/ once `npm run build` made it, the admin's, /api/docs' Swagger
 # UI) into STATIC_ROOT, and WhiteNoise serves them. In production they are content-hashed and
 # compressed (frontend.storage.StaticStorage: a file missing from the build is linked unhashed
-# rather than failing the page). With DEBUG, files are served unhashed straight from the apps'
-# static directories (WhiteNoise's finders, re-read on each request), so a rebuild shows at once
-# without collectstatic.
+# rather than failing the page). In the demo (and with DEBUG), files are served unhashed straight
+# from the apps' static directories (WhiteNoise's finders, re-read on each request), so a
+# rebuild shows at once without collectstatic.
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+_STATIC_FROM_APPS = DEBUG or DEMO
+WHITENOISE_USE_FINDERS = _STATIC_FROM_APPS
+WHITENOISE_AUTOREFRESH = _STATIC_FROM_APPS
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG
+        if _STATIC_FROM_APPS
         else "frontend.storage.StaticStorage"
     },
 }
@@ -280,7 +305,7 @@ LOGGING = {
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
 
-if not DEBUG:
+if not (DEBUG or DEMO):  # the demo is plain http on loopback
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar, cast
-from urllib.request import urlopen
+from urllib.request import Request, urlopen
 
 import pytest
 import redis
@@ -30,6 +30,9 @@ T = TypeVar("T")
 Event = dict[str, Any]
 """An event as a client receives it: ``type``, ``stream``, ``seq``, ``ts`` and ``data``."""
 StreamEvents = Callable[[str], list[Event]]
+METRICS_TOKEN = "test-only-metrics-token-0123456789abcdef"
+"""What the test process and every server it starts expect on /metrics (unless the run's
+environment sets ``METRICS_TOKEN``): send ``metrics_headers()``."""
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -49,6 +52,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             returncode=2,
         )
     client.flushdb()
+    if not settings.METRICS_TOKEN:
+        settings.METRICS_TOKEN = METRICS_TOKEN
+
+
+def metrics_headers() -> dict[str, str]:
+    """The header a scraper sends to read /metrics: ``httpx.get(url, headers=...)``."""
+    return {"Authorization": f"Bearer {settings.METRICS_TOKEN}"}
+
+
+def read_metrics(http_url: str) -> str:
+    """The Prometheus text of ``http_url``'s /metrics, read as the scraper does."""
+    request = Request(f"{http_url}/metrics", headers=metrics_headers())
+    with urlopen(request, timeout=5) as response:
+        return cast(bytes, response.read()).decode()
 
 
 @pytest.fixture(autouse=True)
@@ -182,22 +199,27 @@ def server_env() -> dict[str, str]:
         "DATABASE_URL": database_url,
         "REDIS_URL": settings.REDIS_URL,
         "DEBUG": "false",
+        "METRICS_TOKEN": settings.METRICS_TOKEN,
     }
 
 
 @contextlib.contextmanager
 def run_server(
-    log_dir: Path, *command: str, env: Mapping[str, str] | None = None
+    log_dir: Path,
+    *command: str,
+    env: Mapping[str, str] | None = None,
+    whole_env: Mapping[str, str] | None = None,
 ) -> Iterator[DaphneServer]:
     """Run ``python <command> -b 127.0.0.1 -p <free port>`` until the port answers; ``env``
-    overrides settings of the test environment (e.g. ``REDIS_URL`` of a private Redis)."""
+    overrides settings of the test environment (e.g. ``REDIS_URL`` of a private Redis), or
+    ``whole_env`` replaces it (nothing of the test run's, its secrets included)."""
     port = _free_port()
     log_path = log_dir / f"server-{port}.log"
     argv = [sys.executable, *command, "-b", "127.0.0.1", "-p", str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             argv,
-            env={**server_env(), **(env or {})},
+            env=dict(whole_env) if whole_env is not None else {**server_env(), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=settings.BASE_DIR,

@@ -192,7 +192,8 @@ def run_mariadb(directory: Path, name: str = "weer") -> Iterator[MariaDBServer]:
 def migrate(database_url: str, env: Mapping[str, str] | None = None) -> None:
     """Apply every migration to ``database_url`` with ``manage.py migrate``, in a process of
     its own (this one's Django, if any, stays on its own database). ``env`` adds settings;
-    the secrets a non-DEBUG run needs come from the caller's environment, as in ``bin/test``."""
+    the secrets a run outside the demo needs come from the caller's environment, as in
+    ``bin/test``."""
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
         env={**os.environ, **(env or {}), "DATABASE_URL": database_url},

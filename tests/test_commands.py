@@ -17,7 +17,7 @@ def test_seed_demo_is_idempotent_and_keeps_live_status(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A second run adds nothing and never overwrites a status that has since changed."""
-    settings.DEBUG = True
+    settings.DEMO = True
     call_command("seed_demo")
     hospitals = Hospital.objects.count()
     assert 480 <= hospitals <= 520
@@ -38,9 +38,10 @@ def test_seed_demo_is_idempotent_and_keeps_live_status(
     assert demo_er.hospital.hpid == "A1100015"
 
 
-def test_seed_demo_refuses_without_debug(settings: Settings) -> None:
-    """Known demo passwords never reach a production database by accident."""
-    settings.DEBUG = False
+def test_seed_demo_refuses_without_demo(settings: Settings) -> None:
+    """Known demo passwords never reach a production database by accident, DEBUG or not."""
+    settings.DEMO = False
+    settings.DEBUG = True
     with pytest.raises(CommandError):
         call_command("seed_demo")
     assert not User.objects.exists()

@@ -18,7 +18,13 @@ from django.conf import settings
 from ingestion.simulator import SimulatorServer, running_simulator
 from ingestion.tasks import poll_region_beds
 from realtime.publishing import publish_event
-from tests.conftest import DaphneServer, run_celery_worker, run_server, server_env
+from tests.conftest import (
+    DaphneServer,
+    read_metrics,
+    run_celery_worker,
+    run_server,
+    server_env,
+)
 from tests.mariadb import MariaDBServer, migrate, run_mariadb
 from tests.polling import wait_for
 from tests.ws import WsClient
@@ -142,8 +148,7 @@ async def test_the_api_answers_503_in_its_error_shape_while_the_database_is_down
 
 def _subscriptions(server: DaphneServer) -> dict[str, float]:
     """``weer_ws_subscriptions`` by stream, summed over the processes, from /metrics."""
-    with urlopen(f"{server.http_url}/metrics", timeout=5) as response:
-        text = response.read().decode()
+    text = read_metrics(server.http_url)
     counts: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith("weer_ws_subscriptions{"):

@@ -4,6 +4,7 @@ also across a reconnect storm; and it publishes fake events only to loadtest.* s
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from domain.models import Role
 from domain.services.tokens import access_token_issue
@@ -149,7 +150,7 @@ def _server_memory_once(server: DaphneServer, *, connections: int) -> dict[str, 
     reports once a second)."""
 
     def reported() -> dict[str, int] | None:
-        figures = server_memory(server.http_url)
+        figures = server_memory(server.http_url, settings.METRICS_TOKEN)
         return figures if figures["connections"] == connections else None
 
     return wait_for(reported, f"{connections} connections reported", timeout=10)

@@ -34,6 +34,7 @@ from tests.conftest import (
     RedisServer,
     StreamEvents,
     bearer,
+    metrics_headers,
     run_celery_worker,
     run_redis,
     run_server,
@@ -145,7 +146,7 @@ def test_writes_commit_while_redis_is_down_and_the_relay_delivers_them_in_order_
         # To both sides: requested, acknowledged, decided; to both bed streams: the held bed,
         # the ingested change.
         assert pending == 2 * 5
-        metrics = api.get("/metrics").content.decode()
+        metrics = api.get("/metrics", headers=metrics_headers()).content.decode()
         assert f"weer_outbox_pending_events {pending}.0" in metrics
         [age] = [line for line in metrics.splitlines() if line.startswith("weer_outbox_oldest")]
         assert float(age.split()[1]) > 0

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.request import urlopen
 
 import pytest
 import redis
@@ -22,7 +21,7 @@ from domain.models import Role
 from domain.services.tokens import access_token_issue
 from realtime.metrics import LATEST_KEY
 from realtime.publishing import publish_event
-from tests.conftest import DaphneServer, run_server
+from tests.conftest import DaphneServer, read_metrics, run_server
 from tests.factories import HospitalFactory, UserFactory
 from tests.polling import eventually, wait_for
 
@@ -40,8 +39,7 @@ def _children(pid: int) -> set[int]:
 def _metrics(server: DaphneServer) -> dict[str, dict[str, float]]:
     """``weer_ws_connections`` and ``weer_ws_subscriptions`` from /metrics: metric → the
     pid of a process (connections) or a stream (subscriptions) → the figure, summed."""
-    with urlopen(f"{server.http_url}/metrics", timeout=5) as response:
-        text = response.read().decode()
+    text = read_metrics(server.http_url)
     figures: dict[str, dict[str, float]] = {"connections": {}, "subscriptions": {}}
     for line in text.splitlines():
         for name, label in (("connections", "process"), ("subscriptions", "stream")):

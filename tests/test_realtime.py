@@ -5,7 +5,6 @@ import json
 import time
 from datetime import timedelta
 from typing import cast
-from urllib.request import urlopen
 
 import pytest
 import redis
@@ -27,7 +26,7 @@ from realtime.publishing import (
     stream_head,
 )
 from realtime.sinks import Frame
-from tests.conftest import DaphneServer
+from tests.conftest import DaphneServer, read_metrics
 from tests.factories import ERStatusFactory, HospitalFactory, UserFactory
 from tests.polling import eventually, wait_for
 from tests.ws import WsClient
@@ -374,8 +373,7 @@ async def test_metrics_stream_and_prometheus_endpoint(daphne_server: DaphneServe
                 break
             assert time.monotonic() < deadline, figures
         assert figures["subscriptions"].get("metrics", 0) >= 1
-        with await asyncio.to_thread(urlopen, f"{daphne_server.http_url}/metrics") as response:
-            text = response.read().decode()
+        text = await asyncio.to_thread(read_metrics, daphne_server.http_url)
         assert 'weer_ws_connections{process="' in text
         assert 'role="admin"' in text
         assert "weer_events_published_total" in text

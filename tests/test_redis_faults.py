@@ -26,7 +26,14 @@ from domain.models import Role, User
 from domain.services.outbox import AFTER_FAILURE_SECONDS
 from domain.services.tokens import access_token_issue
 from realtime.publishing import REBASE_GAP, history_key, live_channel, publish_event, seq_key
-from tests.conftest import DaphneServer, RedisServer, run_redis, run_server
+from tests.conftest import (
+    DaphneServer,
+    RedisServer,
+    metrics_headers,
+    read_metrics,
+    run_redis,
+    run_server,
+)
 from tests.factories import ERStatusFactory, HospitalFactory, UserFactory
 from tests.polling import eventually
 from tests.test_reservations import CONDITION
@@ -62,7 +69,7 @@ def _assert_contiguous_after_last_snapshot(messages: list[Json]) -> list[Json]:
 
 
 def _resyncs(server: DaphneServer) -> int:
-    text = httpx.get(f"{server.http_url}/metrics", timeout=5).text
+    text = read_metrics(server.http_url)
     return sum(
         int(float(line.rsplit(" ", 1)[1]))
         for line in text.splitlines()
@@ -325,7 +332,8 @@ async def test_redis_down_for_a_while_then_back_with_its_data(system: System) ->
         assert (await http.get("/readyz")).status_code == 503
         hospitals = await http.get("/api/hospitals", headers=crew)
         assert hospitals.status_code == 200, hospitals.text
-        metrics = await http.get("/metrics")  # what still can be read, and what cannot
+        # What still can be read, and what cannot.
+        metrics = await http.get("/metrics", headers=metrics_headers())
         assert metrics.status_code == 200
         assert 'weer_metrics_source_up{source="realtime"} 0.0' in metrics.text
         assert 'weer_metrics_source_up{source="outbox"} 1.0' in metrics.text

@@ -6,13 +6,12 @@ import contextlib
 import os
 import signal
 from pathlib import Path
-from urllib.request import urlopen
 
 import pytest
 
 from domain.services.tokens import access_token_issue
 from realtime.publishing import publish_event
-from tests.conftest import run_server
+from tests.conftest import read_metrics, run_server
 from tests.factories import UserFactory
 from tests.polling import wait_for
 from tests.ws import WsClient
@@ -34,8 +33,7 @@ def _running(pid: int) -> bool:
 
 def _serving(http_url: str) -> set[int]:
     """The pids of the server processes that report open sockets on /metrics."""
-    with urlopen(f"{http_url}/metrics", timeout=5) as response:
-        text = response.read().decode()
+    text = read_metrics(http_url)
     return {
         int(line.split('process="', 1)[1].split('"', 1)[0].rsplit(":", 1)[1])
         for line in text.splitlines()

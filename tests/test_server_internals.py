@@ -9,7 +9,6 @@ import asyncio
 import inspect
 import re
 import textwrap
-from urllib.request import urlopen
 
 import daphne.server
 import pytest
@@ -18,7 +17,7 @@ from domain.models import User
 from domain.services.tokens import access_token_issue
 from realtime.serving.adapters import FAST
 from realtime.serving.server import WEBSOCKET_OPTIONS, WeerServer
-from tests.conftest import DaphneServer
+from tests.conftest import DaphneServer, read_metrics
 from tests.factories import UserFactory
 from tests.polling import wait_for
 from tests.ws import WsClient
@@ -84,8 +83,7 @@ def test_daphne_makes_its_websocket_factory_where_weer_adds_its_options() -> Non
 
 
 def _adapter_counts(http_url: str) -> dict[tuple[str, str], float]:
-    with urlopen(f"{http_url}/metrics", timeout=5) as response:
-        text = response.read().decode()
+    text = read_metrics(http_url)
     counts: dict[tuple[str, str], float] = {}
     for line in text.splitlines():
         match = _ADAPTER_LINE.match(line)

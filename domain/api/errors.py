@@ -4,11 +4,14 @@
 """
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
+from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -41,7 +44,16 @@ STATUS_BY_ERROR: dict[type[ApplicationError], int] = {
 # How long a client is asked to wait before retrying a 503: about how long a database
 # fail-over or restart takes.
 RETRY_AFTER_SECONDS = 5
-_CODE_BY_STATUS = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found"}
+_INTERNAL_ERROR_MESSAGE = "Something went wrong on our side; it has been logged."
+_CODE_BY_STATUS = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    429: "rate_limited",
+    500: "internal_error",
+}
 
 
 def error_body(
@@ -86,6 +98,48 @@ def _retry_after(exc: ApplicationError) -> int:
     return exc.retry_after if isinstance(exc, RateLimited) else RETRY_AFTER_SECONDS
 
 
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def error_response_for_status(status: int, *, allowed_methods: Iterable[str] = ()) -> JsonResponse:
+    """The standard error body for an answer that only has a status: one made outside our
+    handlers (a method an operation does not take, a refused ``Host``, Django's own 500), so
+    that every ``/api/`` answer keeps the error shape. A 405 names the allowed methods, in its
+    message and in ``Allow``."""
+    code = _CODE_BY_STATUS.get(status, "error")
+    allowed = sorted(allowed_methods)
+    if status == 405:
+        message = f"This method is not allowed here; allowed: {', '.join(allowed) or 'none'}."
+    elif status >= 500:
+        message = _INTERNAL_ERROR_MESSAGE
+    else:
+        message = f"{_phrase(status)}."
+    response = JsonResponse(error_body(code, message), status=status)
+    if status == 405:
+        response["Allow"] = ", ".join(allowed)
+    if status == 401:
+        response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """Every path under ``/api/`` that no operation has: a JSON 404, never Django's page (which
+    with ``DEBUG`` lists every URL pattern)."""
+    return error_response_for_status(404)
+
+
+def _unexpected(api: NinjaAPI, request: HttpRequest, exc: Exception) -> HttpResponse:
+    """A bug: logged with its traceback, answered in the error shape with nothing of it
+    (ninja's own handler shows the traceback under ``DEBUG``, and Django's 500 page is HTML)."""
+    logger.exception("%s %s: unhandled error", request.method, request.path)
+    return _respond(api, request, 500, error_body("internal_error", _INTERNAL_ERROR_MESSAGE))
+
+
 def install_error_handlers(api: NinjaAPI) -> None:
     def respond(request: HttpRequest, status: int, body: dict[str, Any]) -> HttpResponse:
         return _respond(api, request, status, body)
@@ -128,6 +182,7 @@ def install_error_handlers(api: NinjaAPI) -> None:
         RequestDataTooBig: too_big,
         Http404: not_found,
         **dict.fromkeys(DATABASE_UNAVAILABLE, database_unavailable),
+        Exception: partial(_unexpected, api),
     }
     for exc_class, handler in handlers.items():
         api.add_exception_handler(exc_class, handler)

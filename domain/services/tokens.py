@@ -95,7 +95,25 @@ def _encode(
     return jwt.encode(claims, settings.JWT_SIGNING_KEY, algorithm=settings.JWT_ALGORITHM)
 
 
+# The largest primary key MariaDB's BIGINT holds: a larger ``sub`` names nobody.
+_MAX_USER_ID = 2**63 - 1
+
+
+def _invalid(message: str = "The token is invalid.") -> AuthenticationFailed:
+    return AuthenticationFailed(message, code=ErrorCode.INVALID_TOKEN)
+
+
 def _decode(token: str, *, token_type: str) -> dict[str, Any]:
+    """The claims of a token we signed, each of the type ``_encode`` gives it.
+
+    Anything else is ``AuthenticationFailed``, whatever the token holds: a signature is no
+    proof that the claims are sane (the key may have signed a mistake, or leaked), and a claim
+    of the wrong type must not reach the database or the clock as a 500. ``sub`` is a user id
+    in decimal digits, ``exp`` an integer time a ``datetime`` can hold, ``type`` and ``jti``
+    strings; PyJWT itself refuses a missing claim, another algorithm (``none`` included), a
+    payload that is not a JSON object, a non-string ``sub``, and an ``exp``, ``nbf`` or ``iat``
+    that is not a number or not yet or no longer valid.
+    """
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -105,12 +123,23 @@ def _decode(token: str, *, token_type: str) -> dict[str, Any]:
         )
     except jwt.ExpiredSignatureError as exc:
         raise AuthenticationFailed("The token has expired.", code=ErrorCode.TOKEN_EXPIRED) from exc
-    except jwt.InvalidTokenError as exc:
-        raise AuthenticationFailed("The token is invalid.", code=ErrorCode.INVALID_TOKEN) from exc
+    except (jwt.InvalidTokenError, ValueError, TypeError, OverflowError) as exc:
+        raise _invalid() from exc
+    sub, exp = claims["sub"], claims["exp"]
+    if not (isinstance(sub, str) and sub.isascii() and sub.isdecimal()):
+        raise _invalid()
+    if not 0 < int(sub) <= _MAX_USER_ID:
+        raise _invalid()
+    if not isinstance(exp, int) or isinstance(exp, bool):
+        raise _invalid()
+    try:
+        claims["exp_at"] = datetime.fromtimestamp(exp, tz=UTC)
+    except (ValueError, OverflowError, OSError) as exc:  # past year 9999, or beyond the C clock
+        raise _invalid() from exc
+    if not all(isinstance(claims[name], str) for name in ("type", "jti")):
+        raise _invalid()
     if claims["type"] != token_type:
-        raise AuthenticationFailed(
-            f"This is not an {token_type} token.", code=ErrorCode.INVALID_TOKEN
-        )
+        raise _invalid(f"This is not an {token_type} token.")
     return claims
 
 
@@ -201,7 +230,7 @@ def token_pair_refresh(*, refresh_token: str) -> TokenPair:
             .first()
         )
         if record is None:
-            raise AuthenticationFailed("The token is invalid.", code=ErrorCode.INVALID_TOKEN)
+            raise _invalid()
         replayed = record.used_at is not None or record.revoked_at is not None
         if replayed:
             RefreshToken.objects.filter(family=record.family, revoked_at__isnull=True).update(
@@ -226,17 +255,14 @@ def access_claims(token: str) -> AccessClaims:
 
     Raises ``AuthenticationFailed`` (bad signature, expired, wrong type, odd claims)."""
     claims = _decode(token, token_type=ACCESS)
-    sub, family, generation = claims["sub"], claims.get("fam"), claims.get("gen", 0)
-    if (
-        not isinstance(sub, str)
-        or not sub.isdigit()
-        or not isinstance(family, str | None)
-        or not isinstance(generation, int)
+    family, generation = claims.get("fam"), claims.get("gen", 0)
+    if not isinstance(family, str | None) or not (
+        isinstance(generation, int) and not isinstance(generation, bool) and generation >= 0
     ):
-        raise AuthenticationFailed("The token is invalid.", code=ErrorCode.INVALID_TOKEN)
+        raise _invalid()
     return AccessClaims(
-        user_id=int(sub),
-        expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
+        user_id=int(claims["sub"]),
+        expires_at=claims["exp_at"],
         family=family,
         generation=generation,
     )

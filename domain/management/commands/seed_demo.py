@@ -12,12 +12,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--seed", type=int, default=2026)
         parser.add_argument(
-            "--force", action="store_true", help="seed even with DEBUG off (never in production)"
+            "--force", action="store_true", help="seed even with DEMO off (never in production)"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not settings.DEBUG and not options["force"]:
-            raise CommandError("seed_demo creates users with known passwords: DEBUG only.")
+        if not settings.DEMO and not options["force"]:
+            raise CommandError("seed_demo creates users with known passwords: DEMO only.")
         result = demo_seed(seed=options["seed"])
         self.stdout.write(
             f"Hospitals: {result.hospitals_total} ({result.hospitals_created} new); "
