@@ -148,8 +148,7 @@ class DaphneServer:
     def metrics(self) -> str:
         """The Prometheus text of ``/metrics``: every server process's figures, as each last
         reported them (once a second)."""
-        with urlopen(f"{self.http_url}/metrics", timeout=5) as response:
-            return str(response.read().decode())
+        return read_metrics(self.http_url)
 
     def socket_figures(self) -> tuple[int, int]:
         """This process's open websockets and stream subscriptions, as ``/metrics`` shows
