@@ -112,6 +112,11 @@ async def measure(args: argparse.Namespace) -> dict[str, dict[str, float]]:
                 headers=crew_headers,
                 json={"hospitals": [args.hpid], "condition": CONDITION},
             )
+            if response.status_code == 429:  # one crew's hundreds of requests: what limits stop
+                raise SystemExit(
+                    "weer-loadtest: the server's per-crew reservation limit refused round "
+                    f"{round_no + 1}; start it with LIMIT_RESERVATIONS_PER_CREW=off to measure"
+                )
             response.raise_for_status()
             rid = response.json()[0]["id"]
             arrived = await screen_arrivals.wait("reservation.requested", rid)
