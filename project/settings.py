@@ -305,12 +305,14 @@ LOGGING = {
     "loggers": {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
-        # The outbox relay runs every second: Celery's line per sent, received and finished
-        # task would bury everything else (failures are still logged, at ERROR).
-        "celery.beat": {"level": "WARNING"},
-        "celery.worker.strategy": {"level": "WARNING"},
-        "celery.app.trace": {"level": "WARNING"},
+        # The outbox relay runs every second: Celery's INFO lines about sending, receiving and
+        # finishing it would bury everything else. Other tasks keep theirs (retries included).
+        **{
+            name: {"filters": ["quiet_routine_tasks"]}
+            for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+        },
     },
+    "filters": {"quiet_routine_tasks": {"()": "project.logfilters.QuietRoutineTasks"}},
 }
 
 if not (DEBUG or DEMO):  # the demo is plain http on loopback
