@@ -18,22 +18,10 @@ from tests.factories import ERStatusFactory, HospitalFactory, UserFactory
 if TYPE_CHECKING:
     from django.test.client import _MonkeyPatchedWSGIResponse as Response
 
+from tests.test_reservations import CONDITION as RESERVATION_CONDITION
+
 JSON = "application/json"
-CONDITION: dict[str, Any] = {
-    "sex": "female",
-    "age_band": "60_69",
-    "systolic_bp": 150,
-    "diastolic_bp": 90,
-    "pulse": 110,
-    "respiratory_rate": 22,
-    "spo2": 93,
-    "temperature": "37.8",
-    "consciousness": "verbal",
-    "pre_ktas": 2,
-    "chief_complaint": "Crushing chest pain, 30 min",
-    "suspected_category": 1,
-    "note": "",
-}
+CONDITION: dict[str, Any] = {**RESERVATION_CONDITION, "pre_ktas": 2, "note": ""}
 
 
 @pytest.fixture
