@@ -4,9 +4,10 @@
 //                                      when a page's JS is over the budget
 //   node frontend/build.mjs --watch    rebuild the bundles on every change (no size check)
 //
-// Outputs: crew.js and er.js (one self-contained ES module per page: no shared chunks, so a
-// page's weight is one file), sw.js (the service worker, a classic script: browsers register
+// Outputs: crew.js, er.js and console.js (one self-contained ES module per page: no shared
+// chunks, so a page's weight is one file), sw.js (the service worker, a classic script: browsers register
 // workers as classic scripts by default), app.css (our styles with Leaflet's CSS bundled in),
+// console.css (the console's live page, with uPlot's CSS),
 // korea.json (South Korea's outline as GeoJSON, from world-atlas, so the map needs no tiles).
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -41,7 +42,11 @@ const common = {
 
 const pages = {
   ...common,
-  entryPoints: { crew: path.join(src, "crew.js"), er: path.join(src, "er.js") },
+  entryPoints: {
+    crew: path.join(src, "crew.js"),
+    er: path.join(src, "er.js"),
+    console: path.join(src, "console.js"),
+  },
   outdir: dist,
   format: "esm",
   splitting: false,
@@ -49,7 +54,10 @@ const pages = {
 
 const styles = {
   ...common,
-  entryPoints: { app: path.join(src, "styles", "app.css") },
+  entryPoints: {
+    app: path.join(src, "styles", "app.css"),
+    console: path.join(src, "styles", "console.css"),
+  },
   outdir: dist,
   loader: { ".png": "file", ".svg": "file" },
   assetNames: "assets/[name]-[hash]",
@@ -91,7 +99,7 @@ async function report(files) {
     const bytes = await readFile(file);
     const gzip = gzipSync(bytes, { level: 9 }).length;
     const name = path.relative(dist, file);
-    const page = name === "crew.js" || name === "er.js";
+    const page = ["crew.js", "er.js", "console.js"].includes(name);
     if (page && gzip > PAGE_BUDGET_GZIP_BYTES) overBudget = true;
     rows.push({ name, bytes: bytes.length, gzip, page });
   }

@@ -10,8 +10,9 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from domain.errors import NotFound, ValidationFailed
-from domain.models import Hospital, Role, User
+from domain.models import Hospital, ReservationStatus, Role, User
 from domain.selectors.hospitals import hospital_get, hospital_search
+from frontend.templatetags.console_labels import label
 
 # "서울대학교병원 (A1100017)": what the hospital field's suggestions hold.
 _TRAILING_HPID = re.compile(r"\(\s*([A-Za-z0-9]{5,10})\s*\)\s*$")
@@ -110,3 +111,62 @@ class SignUpForm(forms.Form):
                 _("여러 병원이 일치합니다. 아래에서 고르거나 기관코드를 입력하세요."),
             )
         return None
+
+
+class UserFilterForm(forms.Form):
+    """The console's account list: by role, by state, by a name."""
+
+    role = forms.ChoiceField(
+        label=_("역할"),
+        required=False,
+        choices=[
+            ("", _("전체")),
+            (Role.AMBULANCE, _("구급대")),
+            (Role.HOSPITAL, _("응급실")),
+            (Role.ADMIN, _("관리자")),
+        ],
+    )
+    state = forms.ChoiceField(
+        label=_("상태"),
+        required=False,
+        choices=[
+            ("", _("전체")),
+            ("active", _("사용 중")),
+            ("pending", _("승인 대기")),
+            ("rejected", _("거절됨")),
+            ("disabled", _("사용 중지")),
+        ],
+    )
+    q = forms.CharField(label=_("이름·아이디·병원"), required=False, max_length=100)
+
+
+class AuditFilterForm(forms.Form):
+    """The audit log's filters: hospital, crew, the status a transition led to, a time range."""
+
+    hospital = forms.CharField(label=_("병원 (이름 또는 hpid)"), required=False, max_length=200)
+    crew = forms.CharField(label=_("구급대 (아이디 또는 이름)"), required=False, max_length=150)
+    status = forms.ChoiceField(
+        label=_("바뀐 상태"),
+        required=False,
+        choices=lambda: (
+            [("", _("전체"))]
+            + [(value, label(value, "status")) for value in ReservationStatus.values]
+        ),
+    )
+    since = forms.DateTimeField(
+        label=_("시작"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    until = forms.DateTimeField(
+        label=_("끝"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            self.add_error("until", _("끝은 시작보다 뒤여야 합니다."))
+        return data

@@ -1,9 +1,10 @@
 """The server side of the pages: log-in and sign-up forms, the shells of the crew and ER pages,
-the service worker and the web app manifest.
+the service worker and the web app manifest (the console is in ``frontend.console``).
 
-The pages hold no server session: logging in hands the browser a token pair (the same as
-``POST /api/auth/token``), which the pages keep in ``localStorage["weer.auth"]`` and send to the
-API and the websocket. Every page carries a Content-Security-Policy whose nonce lets only the
+The crew and ER pages hold no server session: logging in hands the browser a token pair (the
+same as ``POST /api/auth/token``), which the pages keep in ``localStorage["weer.auth"]`` and
+send to the API and the websocket. (It also starts a session, for the console's server-side
+guard.) Every page carries a Content-Security-Policy whose nonce lets only the
 page's own inline scripts run.
 """
 
@@ -13,6 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth import login as session_login
+from django.contrib.auth import logout as session_logout
 from django.contrib.staticfiles import finders
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseNotFound
 from django.http.response import HttpResponseBase
@@ -33,7 +36,7 @@ from frontend.forms import LoginForm, SignUpForm
 
 SERVICE_WORKER = "frontend/dist/sw.js"
 THEME_COLOUR = "#b91c1c"
-HOME_BY_ROLE = {Role.AMBULANCE: "/crew/", Role.HOSPITAL: "/er/", Role.ADMIN: "/api/docs"}
+HOME_BY_ROLE = {Role.AMBULANCE: "/crew/", Role.HOSPITAL: "/er/", Role.ADMIN: "/console/"}
 
 
 def _login_messages() -> dict[str, str]:
@@ -73,7 +76,7 @@ def content_security_policy(request: HttpRequest, nonce: str) -> str:
     )
 
 
-def _page(
+def page(
     request: HttpRequest, template: str, context: dict[str, Any] | None = None, status: int = 200
 ) -> HttpResponse:
     """Render a page with its config (``weer-config``) and a fresh CSP nonce."""
@@ -101,7 +104,7 @@ def page_config() -> dict[str, Any]:
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    return _page(request, "frontend/index.html")
+    return page(request, "frontend/index.html")
 
 
 def next_page(role: str, requested: str | None, request: HttpRequest) -> str:
@@ -124,10 +127,10 @@ def login(request: HttpRequest) -> HttpResponse:
     browser and goes on to the user's page; a refusal re-renders the form saying why."""
     if request.method == "GET":
         form = LoginForm(initial={"next": request.GET.get("next", "")})
-        return _page(request, "frontend/login.html", {"form": form})
+        return page(request, "frontend/login.html", {"form": form})
     form = LoginForm(request.POST)
     if not form.is_valid():
-        return _page(request, "frontend/login.html", {"form": form}, status=400)
+        return page(request, "frontend/login.html", {"form": form}, status=400)
     try:
         pair = token_pair_for_credentials(
             username=form.cleaned_data["username"], password=form.cleaned_data["password"]
@@ -135,8 +138,12 @@ def login(request: HttpRequest) -> HttpResponse:
     except ApplicationError as exc:
         form.add_error(None, _login_messages().get(exc.code, exc.message))
         status = 401 if exc.code == ErrorCode.INVALID_CREDENTIALS else 403
-        return _page(request, "frontend/login.html", {"form": form}, status=status)
+        return page(request, "frontend/login.html", {"form": form}, status=status)
     user = access_token_authenticate(token=pair.access).user
+    # The console's pages are guarded on the server, so the login also starts a session
+    # (the other pages only use the tokens). It ends with the logout page, a password change
+    # (Django checks the session against the password hash) or a disabled account.
+    session_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     auth = {
         "access": pair.access,
         "refresh": pair.refresh,
@@ -145,14 +152,16 @@ def login(request: HttpRequest) -> HttpResponse:
         "user_id": user.pk,
         "next": next_page(user.role, form.cleaned_data["next"], request),
     }
-    return _page(request, "frontend/signed_in.html", {"auth": auth})
+    return page(request, "frontend/signed_in.html", {"auth": auth})
 
 
 @never_cache
 @require_GET
 def logout(request: HttpRequest) -> HttpResponse:
-    """Forgets the stored tokens (and the pages' cached state) in the browser."""
-    return _page(request, "frontend/logout.html")
+    """Ends the session and forgets the stored tokens (and the pages' cached state) in the
+    browser, whose script also ends the token login on the server."""
+    session_logout(request)
+    return page(request, "frontend/logout.html")
 
 
 @require_http_methods(["GET", "POST"])
@@ -160,7 +169,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     """Sign-up for crews and hospital staff: creates a pending account (an administrator
     approves it) and says so."""
     if request.method == "GET":
-        return _page(request, "frontend/signup.html", {"form": SignUpForm(), **_hospitals()})
+        return page(request, "frontend/signup.html", {"form": SignUpForm(), **_hospitals()})
     form = SignUpForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -177,8 +186,8 @@ def signup(request: HttpRequest) -> HttpResponse:
         except (ValidationFailed, Conflict) as exc:
             _add_service_errors(form, exc)
         else:
-            return _page(request, "frontend/signup.html", {"created": user}, status=201)
-    return _page(request, "frontend/signup.html", {"form": form, **_hospitals()}, status=400)
+            return page(request, "frontend/signup.html", {"created": user}, status=201)
+    return page(request, "frontend/signup.html", {"form": form, **_hospitals()}, status=400)
 
 
 def _add_service_errors(form: SignUpForm, exc: ApplicationError) -> None:
@@ -203,13 +212,13 @@ def _hospitals() -> dict[str, Any]:
 @require_GET
 def crew(request: HttpRequest) -> HttpResponse:
     """The ambulance tablet's shell; its script reads the stored tokens (or goes to log in)."""
-    return _page(request, "frontend/crew.html")
+    return page(request, "frontend/crew.html")
 
 
 @require_GET
 def er(request: HttpRequest) -> HttpResponse:
     """The ER screen's shell; its script reads the stored tokens (or goes to log in)."""
-    return _page(request, "frontend/er.html")
+    return page(request, "frontend/er.html")
 
 
 @require_GET

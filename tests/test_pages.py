@@ -49,7 +49,7 @@ def _log_in(api: Client, username: str, password: str = PASSWORD, next_: str = "
 
 @pytest.mark.parametrize(
     ("role", "page"),
-    [(Role.AMBULANCE, "/crew/"), (Role.HOSPITAL, "/er/"), (Role.ADMIN, "/api/docs")],
+    [(Role.AMBULANCE, "/crew/"), (Role.HOSPITAL, "/er/"), (Role.ADMIN, "/console/")],
 )
 def test_login_hands_the_page_its_tokens_and_next_page(api: Client, role: Role, page: str) -> None:
     """A right password: signed_in.html carries a working token pair, the role, hospital and
@@ -346,7 +346,7 @@ def test_a_tile_server_is_passed_on_and_allowed(api: Client, settings: Settings)
 def test_landing_page_points_to_every_page(api: Client) -> None:
     """/ links log-in, sign-up, both pages and the API docs."""
     text = _text(api.get("/"))
-    for link in ("/login/", "/signup/", "/crew/", "/er/", "/api/docs"):
+    for link in ("/login/", "/signup/", "/crew/", "/er/", "/console/", "/api/docs"):
         assert f'href="{link}"' in text
 
 
