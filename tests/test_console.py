@@ -102,7 +102,9 @@ def test_a_disabled_admins_session_stops_working(admin_user: User) -> None:
 def test_an_approved_sign_up_can_log_in(admin_user: User) -> None:
     """Approve a pending sign-up on the accounts page; that user can then log in."""
     pending = UserFactory(username="new-crew", approval=Approval.PENDING)
-    assert Client().post("/login/", {"username": "new-crew", "password": PASSWORD}).status_code == 403
+    assert (
+        Client().post("/login/", {"username": "new-crew", "password": PASSWORD}).status_code == 403
+    )
     browser = _session(admin_user)
     page = browser.get("/console/accounts/").content.decode()
     assert 'data-testid="pending-new-crew"' in page
@@ -111,7 +113,9 @@ def test_an_approved_sign_up_can_log_in(admin_user: User) -> None:
     )
     assert "new-crew: 가입을 승인했습니다." in response.content.decode()
     assert 'data-testid="pending-new-crew"' not in response.content.decode()
-    assert Client().post("/login/", {"username": "new-crew", "password": PASSWORD}).status_code == 200
+    assert (
+        Client().post("/login/", {"username": "new-crew", "password": PASSWORD}).status_code == 200
+    )
 
 
 def test_a_rejection_keeps_its_reason_and_refusals_are_shown(admin_user: User) -> None:
@@ -148,7 +152,9 @@ def trail(admin_user: User) -> tuple[Reservation, Reservation]:
     crew_b = UserFactory(username="crew-b", crew_name="마포 2")
     rejected = _reservation(crew_a, staff_a)
     assert staff_b.hospital is not None
-    (pending,) = reservation_request(crew=crew_b, condition=CONDITION, hpids=[staff_b.hospital.hpid])
+    (pending,) = reservation_request(
+        crew=crew_b, condition=CONDITION, hpids=[staff_b.hospital.hpid]
+    )
     return rejected, pending
 
 
@@ -213,9 +219,11 @@ def test_the_audit_api_filters_and_is_read_only(
         ("acknowledged", "pending", "hospital"),
         ("requested", "pending", "ambulance"),
     ]
-    assert rows[0]["crew"] == "crew-a" and rows[0]["hospital_name"] == "가나병원"
+    assert rows[0]["crew"] == "crew-a"
+    assert rows[0]["hospital_name"] == "가나병원"
     bad = api.get("/api/admin/audit", {"status": "lost"}, **bearer(admin_user))
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "validation_error"
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "validation_error"
     for method in ("post", "put", "patch", "delete"):
         refused = getattr(api, method)("/api/admin/audit", **bearer(admin_user))
         assert refused.status_code == 405, method
