@@ -169,3 +169,24 @@ def screenshot_dir() -> Path | None:
     """Where the layout test keeps its screenshots: ``WEER_SCREENSHOTS`` when set."""
     folder = os.environ.get("WEER_SCREENSHOTS")
     return Path(folder) if folder else None
+
+
+# Everything a finger or a pointer acts on. Map markers are left out: every one of them is also a
+# row of the list, whose controls are the ones meant for gloved fingers.
+_TARGETS = "button, select, input:not([type=hidden]), textarea, a.button, [role=button]"
+_TOO_SMALL = f"""() => [...document.querySelectorAll("{_TARGETS}")]
+    .filter((e) => e.getClientRects().length && getComputedStyle(e).visibility !== "hidden")
+    .filter((e) => !e.closest(".leaflet-control-attribution, .leaflet-marker-pane"))
+    .map((e) => [e, e.getBoundingClientRect()])
+    .filter(([e, r]) => r.height < 48 || (r.width < 48 && e.type !== "checkbox"))
+    .map(([e, r]) => [e.tagName, e.dataset.testid || e.textContent.trim().slice(0, 20),
+                      Math.round(r.width), Math.round(r.height)].join(" "))"""
+
+
+def check_layout(page: Page, name: str, folder: Path | None) -> None:
+    """Nothing wider than the screen, every target at least 48 px; a screenshot into ``folder``."""
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+    assert overflow <= 0, f"{name}: {overflow} px wider than the screen"
+    assert page.evaluate(_TOO_SMALL) == [], name
+    if folder is not None:
+        page.screenshot(path=folder / f"{name}.png")

@@ -19,6 +19,7 @@ from domain.services.reservations import reservations_sweep
 from ingestion.simulator import SimulatorServer, running_simulator
 from tests.browser import (
     System,
+    check_layout,
     chromium,
     collect_static,
     control,
@@ -346,25 +347,6 @@ VIEWPORTS = {
     "wall-screen": {"width": 1920, "height": 1080},
 }
 
-# Everything a finger or a pointer acts on. Map markers are left out: every one of them is also a
-# row of the list, whose controls are the ones meant for gloved fingers.
-_TARGETS = "button, select, input:not([type=hidden]), textarea, a.button, [role=button]"
-_TOO_SMALL = f"""() => [...document.querySelectorAll("{_TARGETS}")]
-    .filter((e) => e.getClientRects().length && getComputedStyle(e).visibility !== "hidden")
-    .filter((e) => !e.closest(".leaflet-control-attribution, .leaflet-marker-pane"))
-    .map((e) => [e, e.getBoundingClientRect()])
-    .filter(([e, r]) => r.height < 48 || (r.width < 48 && e.type !== "checkbox"))
-    .map(([e, r]) => [e.tagName, e.dataset.testid || e.textContent.trim().slice(0, 20),
-                      Math.round(r.width), Math.round(r.height)].join(" "))"""
-
-
-def _check_layout(page: Page, name: str, folder: Path | None) -> None:
-    overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
-    assert overflow <= 0, f"{name}: {overflow} px wider than the screen"
-    assert page.evaluate(_TOO_SMALL) == [], name
-    if folder is not None:
-        page.screenshot(path=folder / f"{name}.png")
-
 
 def test_both_pages_fit_every_screen_with_large_targets(
     browser: Browser, system: System, seoul: Seoul, tmp_path: Path
@@ -388,7 +370,7 @@ def test_both_pages_fit_every_screen_with_large_targets(
         for page, role in ((crew, "crew"), (screen, "er")):
             page.set_viewport_size(viewport)  # type: ignore[arg-type]
             page.wait_for_timeout(300)  # let the layout settle before measuring (no event)
-            _check_layout(page, f"{role}-{name}", folder)
+            check_layout(page, f"{role}-{name}", folder)
 
 
 def test_an_unseen_request_re_alerts_and_the_crew_is_told(

@@ -60,7 +60,7 @@ export class MetricChart extends LightElement {
           ${this.lines.map((line, i) => html`<li>
             <svg class="swatch" aria-hidden="true" width="28" height="10"><line x1="0" y1="5" x2="28" y2="5" stroke=${lineStyle(i).stroke} stroke-width="3" stroke-dasharray=${lineStyle(i).dash.join(" ")}></line></svg>
             <span class="figure-label">${line.label}</span>
-            <strong class="figure-value" data-testid=${`${this.testid}-${line.key ?? i}`}>${formatFigure(line.latest ?? line.values.at(-1))}</strong>${line.unit ? html` <span class="figure-unit">${line.unit}</span>` : ""}
+            <strong class="figure-value" data-testid=${`chart-${this.testid}-${line.key ?? i}`}>${formatFigure(line.latest ?? line.values.at(-1))}</strong>${line.unit ? html` <span class="figure-unit">${line.unit}</span>` : ""}
           </li>`)}
         </ul>
       </figcaption>
