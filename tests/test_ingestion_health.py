@@ -15,9 +15,10 @@ import redis.asyncio
 from django.conf import settings
 from django.test import Client
 from django.utils import timezone
-from pytest_django import Settings
+from pytest_django import DjangoAssertNumQueries, Settings
 
 from domain.models import Role
+from domain.selectors.regions import region_data_list
 from domain.services.er_status import region_poll_failed
 from domain.services.tokens import access_token_issue
 from ingestion import polls, upstream
@@ -186,6 +187,15 @@ def test_region_health_from_real_polls(polled: Polled) -> None:
     assert section["daily_call_budget"] == BUDGET
     assert section["calls_left_today"] == BUDGET - polled.calls
     assert list(section) == ["regions", "calls_used_today", "daily_call_budget", "calls_left_today"]
+
+
+def test_region_data_is_two_queries(
+    polled: Polled, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
+    """However many hospitals: one aggregate grouped by region, one read of the freshness."""
+    with django_assert_num_queries(2):
+        regions = region_data_list()
+    assert [r.region_code for r in regions] == [SEOUL, BUSAN, DAEGU]
 
 
 def test_failed_beds_polls_are_counted_per_region(polled: Polled) -> None:
