@@ -4,7 +4,8 @@ web processes can serve them (``/metrics``, the ``metrics`` stream).
 Fields: ``<operation>:calls_ok`` / ``:calls_failed`` / ``:last_seconds``; per polled operation
 ``<operation>:polls_failed`` and ``<operation>:polls_failed:<error class>``; ``records_parsed``,
 ``records_changed``, ``records_rejected``, ``records_older_skipped``; ``polls_skipped_overlap``,
-``polls_skipped_budget``; ``region:<code>:last_success`` (unix time); ``lag_last_max_seconds``
+``polls_skipped_budget``; ``region:<code>:last_success`` (unix time) and
+``region:<code>:polls_failed`` (its beds polls that failed upstream); ``lag_last_max_seconds``
 and ``lag_last_mean_seconds`` (publish time − hvidate of the latest poll's changes).
 """
 
@@ -56,10 +57,15 @@ class IngestionMetrics:
                 },
             )
 
-    def poll_failed(self, operation: str, error: Exception) -> None:
+    def poll_failed(
+        self, operation: str, error: Exception, *, region_code: str | None = None
+    ) -> None:
+        """A poll of ``operation`` failed with ``error``; of ``region_code``'s data if given."""
         with self._redis.pipeline(transaction=False) as pipe:
             pipe.hincrby(KEY, f"{operation}:polls_failed", 1)
             pipe.hincrby(KEY, f"{operation}:polls_failed:{type(error).__name__}", 1)
+            if region_code is not None:
+                pipe.hincrby(KEY, f"region:{region_code}:polls_failed", 1)
             pipe.execute()
 
     def skipped(self, reason: str) -> None:
@@ -70,6 +76,7 @@ def _summary(raw: Mapping[Any, Any], calls_today: object) -> dict[str, Any]:
     figures: dict[str, Any] = {_text(key): float(value) for key, value in raw.items()}
     figures["calls_used_today"] = int(calls_today or 0)  # type: ignore[call-overload]
     figures["daily_call_budget"] = settings.UPSTREAM_DAILY_CALL_BUDGET
+    figures["calls_left_today"] = max(0, figures["daily_call_budget"] - figures["calls_used_today"])
     return figures
 
 
@@ -78,7 +85,8 @@ def _text(key: bytes | str) -> str:
 
 
 def read_ingestion_metrics(client: "redis.Redis") -> dict[str, Any]:
-    """The hash as numbers, plus today's calls against the budget."""
+    """The hash as numbers, plus today's calls against the budget (``calls_used_today``,
+    ``daily_call_budget``, ``calls_left_today``: never below 0)."""
     return _summary(client.hgetall(KEY), client.get(calls_key(time.time())))
 
 
@@ -109,6 +117,11 @@ def _families(figures: dict[str, Any]) -> Iterator[Metric]:
         "Last successful beds poll",
         labels=["region"],
     )
+    region_failed = CounterMetricFamily(
+        "weer_ingestion_region_polls_failed",
+        "Beds polls of the region that failed upstream",
+        labels=["region"],
+    )
     records = CounterMetricFamily("weer_ingestion_records", "Upstream records", labels=["result"])
     skipped = CounterMetricFamily(
         "weer_ingestion_polls_skipped", "Polls not run", labels=["reason"]
@@ -119,8 +132,10 @@ def _families(figures: dict[str, Any]) -> Iterator[Metric]:
             calls.add_metric([parts[0], parts[1].removeprefix("calls_")], value)
         elif len(parts) == 2 and parts[1] == "last_seconds":
             seconds.add_metric([parts[0]], value)
-        elif len(parts) == 3 and parts[0] == "region":
+        elif len(parts) == 3 and parts[0] == "region" and parts[2] == "last_success":
             last_success.add_metric([parts[1]], value)
+        elif len(parts) == 3 and parts[0] == "region" and parts[2] == "polls_failed":
+            region_failed.add_metric([parts[1]], value)
         elif name.startswith("records_"):
             records.add_metric([name.removeprefix("records_")], value)
         elif name.startswith("polls_skipped_"):
@@ -136,4 +151,5 @@ def _families(figures: dict[str, Any]) -> Iterator[Metric]:
     )
     budget.add_metric(["used"], figures["calls_used_today"])
     budget.add_metric(["budget"], figures["daily_call_budget"])
-    yield from (calls, seconds, last_success, records, skipped, lag, budget)
+    budget.add_metric(["left"], figures["calls_left_today"])
+    yield from (calls, seconds, last_success, region_failed, records, skipped, lag, budget)

@@ -108,7 +108,7 @@ def _failed(tools: Tools, region_code: str, exc: Exception) -> None:
     if isinstance(exc, BudgetExhausted):
         tools.metrics.skipped("budget")
     else:
-        tools.metrics.poll_failed(upstream.BEDS, exc)
+        tools.metrics.poll_failed(upstream.BEDS, exc, region_code=region_code)
     region_poll_failed(region_code=region_code, error=f"{type(exc).__name__}: {exc}")
 
 

@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from domain.selectors.outbox import outbox_backlog
 from ingestion.metrics import IngestionMetricsCollector
+from ingestion.region_health import RegionDataCollector
 from realtime.metrics import RedisMetricsCollector
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ _registry.register(
         {
             "realtime": RedisMetricsCollector(settings.REDIS_URL),
             "ingestion": IngestionMetricsCollector(settings.REDIS_URL),
+            "ingestion_regions": RegionDataCollector(),
             "outbox": OutboxMetricsCollector(),
         }
     )

@@ -65,7 +65,10 @@ REDIS_KEY_PREFIX = f"weer:{REDIS_NAMESPACE}:"
 EVENTS_PUBLISHER = "realtime.publishing.publish_events"
 # Sections the metrics stream adds beside the realtime figures: name → async reader of a Redis
 # client (named, like the publisher, so that realtime imports no other package).
-REALTIME_METRICS_SECTIONS = {"ingestion": "ingestion.metrics.aread_ingestion_metrics"}
+REALTIME_METRICS_SECTIONS = {
+    "ingestion": "ingestion.metrics.aread_ingestion_metrics",
+    "ingestion_regions": "ingestion.region_health.aread_region_health",
+}
 
 # Realtime: per-stream event history kept for resume (whichever cap is hit first), the send
 # buffer a socket may fill before it is closed as too slow, and client message limits.
