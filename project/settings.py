@@ -42,6 +42,8 @@ JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", **_default(_demo_secrets, "JWT_SIGN
 JWT_ALGORITHM = env.str("JWT_ALGORITHM", default="HS256")
 ACCESS_TOKEN_LIFETIME = timedelta(seconds=env.int("ACCESS_TOKEN_LIFETIME", default=15 * 60))
 REFRESH_TOKEN_LIFETIME = timedelta(seconds=env.int("REFRESH_TOKEN_LIFETIME", default=24 * 3600))
+# The console's session (started by the log-in page) lasts as long as a login's refresh token.
+SESSION_COOKIE_AGE = int(REFRESH_TOKEN_LIFETIME.total_seconds())
 
 # What a Prometheus scraper sends as "Authorization: Bearer <token>" to read /metrics; empty:
 # /metrics answers 404.
