@@ -181,10 +181,14 @@ def test_disabling_a_user_closes_their_open_socket_with_4403(
         page.get_by_test_id("disable-leaving-crew").click()
         expect(page.get_by_test_id("state-leaving-crew")).to_contain_text("사용 중지")
         with pytest.raises(ConnectionClosed) as closed:
-            while True:
-                socket.recv(timeout=10)
+            _read_until_closed(socket)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4403
+
+
+def _read_until_closed(socket: ClientConnection) -> None:
+    while True:
+        socket.recv(timeout=10)
 
 
 def test_the_audit_log_finds_a_reservations_whole_history(
