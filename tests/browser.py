@@ -22,7 +22,7 @@ from typing import Any
 from urllib.request import Request, urlopen
 
 from django.conf import settings
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, WebSocketRoute, sync_playwright
 
 from domain.models import Hospital, RegionFreshness, User
 from domain.services.tokens import access_token_issue, token_pair_issue
@@ -190,3 +190,41 @@ def check_layout(page: Page, name: str, folder: Path | None) -> None:
     assert page.evaluate(_TOO_SMALL) == [], name
     if folder is not None:
         page.screenshot(path=folder / f"{name}.png")
+
+
+class SocketSwitch:
+    """Routes the page's websocket through the test, which can drop it and keep it down."""
+
+    def __init__(self, page: Page) -> None:
+        self.down = False
+        self.routes: list[WebSocketRoute] = []
+        self.sent: list[str] = []  # what the page sent to the server, in order
+        self.received: list[str] = []  # what the server sent to the page, in order
+        page.route_web_socket("**/ws/**", self._connect)
+
+    def _connect(self, route: WebSocketRoute) -> None:
+        if self.down:  # the tunnel: the handshake gets nowhere
+            route.close(code=1001, reason="tunnel")
+            return
+        server = route.connect_to_server()
+        route.on_message(lambda message: self._to_server(server, message))
+        server.on_message(lambda message: self._to_page(route, message))
+        self.routes.append(route)
+
+    def _to_server(self, server: WebSocketRoute, message: str | bytes) -> None:
+        self.sent.append(message if isinstance(message, str) else message.decode())
+        server.send(message)
+
+    def _to_page(self, route: WebSocketRoute, message: str | bytes) -> None:
+        self.received.append(message if isinstance(message, str) else message.decode())
+        route.send(message)
+
+    def drop(self) -> None:
+        """Cut the current socket and refuse new ones until ``restore``."""
+        self.down = True
+        for route in self.routes:
+            route.close(code=1001, reason="tunnel")
+        self.routes.clear()
+
+    def restore(self) -> None:
+        self.down = False

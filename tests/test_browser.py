@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, Route, WebSocket, WebSocketRoute, expect
+from playwright.sync_api import Browser, Page, Route, WebSocket, expect
 from pytest_django import Settings
 
 from domain.models import ERStatus, Hospital, Reservation, ReservationStatus, Role, User
 from domain.services.reservations import reservations_sweep
 from ingestion.simulator import SimulatorServer, running_simulator
 from tests.browser import (
+    SocketSwitch,
     System,
     check_layout,
     chromium,
@@ -209,44 +210,6 @@ def test_a_request_alerts_both_ers_and_the_decision_reaches_the_crew(
     expect(card_b).to_have_attribute("data-status", "withdrawn")  # shown a while, with why
     expect(card_b.get_by_test_id("request-closed-reason")).to_be_visible()
     expect(card_b.get_by_test_id("request-approve")).to_have_count(0)
-
-
-class SocketSwitch:
-    """Routes the page's websocket through the test, which can drop it and keep it down."""
-
-    def __init__(self, page: Page) -> None:
-        self.down = False
-        self.routes: list[WebSocketRoute] = []
-        self.sent: list[str] = []  # what the page sent to the server, in order
-        self.received: list[str] = []  # what the server sent to the page, in order
-        page.route_web_socket("**/ws/**", self._connect)
-
-    def _connect(self, route: WebSocketRoute) -> None:
-        if self.down:  # the tunnel: the handshake gets nowhere
-            route.close(code=1001, reason="tunnel")
-            return
-        server = route.connect_to_server()
-        route.on_message(lambda message: self._to_server(server, message))
-        server.on_message(lambda message: self._to_page(route, message))
-        self.routes.append(route)
-
-    def _to_server(self, server: WebSocketRoute, message: str | bytes) -> None:
-        self.sent.append(message if isinstance(message, str) else message.decode())
-        server.send(message)
-
-    def _to_page(self, route: WebSocketRoute, message: str | bytes) -> None:
-        self.received.append(message if isinstance(message, str) else message.decode())
-        route.send(message)
-
-    def drop(self) -> None:
-        """Cut the current socket and refuse new ones until ``restore``."""
-        self.down = True
-        for route in self.routes:
-            route.close(code=1001, reason="tunnel")
-        self.routes.clear()
-
-    def restore(self) -> None:
-        self.down = False
 
 
 def test_a_dropped_socket_resumes_and_misses_nothing(

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from pytest_django import Settings
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
@@ -18,6 +18,7 @@ from domain.services.reservations import reservation_reject, reservation_request
 from domain.services.tokens import access_token_issue
 from ingestion.simulator import running_simulator
 from tests.browser import (
+    SocketSwitch,
     check_layout,
     chromium,
     collect_static,
@@ -74,10 +75,25 @@ def admin() -> User:
     return UserFactory(role=Role.ADMIN, username="console-admin")
 
 
-def _log_in(browser: Browser, server: DaphneServer, user: User, viewport: dict[str, int]) -> Page:
-    """Log in through the log-in page, as a person does; it leads an admin to the console."""
-    context = browser.new_context(viewport=viewport, locale="ko-KR", timezone_id="Asia/Seoul")  # type: ignore[arg-type]
+def _log_in(
+    browser: Browser,
+    server: DaphneServer,
+    user: User,
+    viewport: dict[str, int],
+    *,
+    context: BrowserContext | None = None,
+    switch: bool = False,
+) -> Page:
+    """Log in through the log-in page, as a person does; it leads an admin to the console.
+    ``switch``: the page's websocket goes through a ``SocketSwitch`` (``page.switch``)."""
+    context = context or browser.new_context(
+        viewport=viewport,  # type: ignore[arg-type]
+        locale="ko-KR",
+        timezone_id="Asia/Seoul",
+    )
     page = context.new_page()
+    if switch:
+        page.switch = SocketSwitch(page)  # type: ignore[attr-defined]
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{server.http_url}/login/")
@@ -127,6 +143,33 @@ def test_the_figures_and_chart_follow_sockets_opened_and_closed(
     page.wait_for_function(f"() => ({_CHART_TOTAL})() === {before}", timeout=FIGURES_WITHIN_MS)
     processes = page.get_by_test_id("processes").inner_text()
     assert processes == "2"
+
+
+def test_the_charts_history_survives_a_reconnect(
+    browser: Browser, server: DaphneServer, admin: User
+) -> None:
+    """The socket drops for a few seconds: on reconnect the page resumes the metrics stream
+    with since, and the replayed reports fill the gap (no point missing, no reload)."""
+    context = browser.new_context(viewport=SCREENS["desk"], locale="ko-KR")  # type: ignore[arg-type]
+    page = _log_in(browser, server, admin, SCREENS["desk"], context=context, switch=True)
+    switch: SocketSwitch = page.switch  # type: ignore[attr-defined]
+    page.wait_for_function("() => window.weerConsole.history.points.length >= 3")
+    before = page.evaluate("() => window.weerLive.lastSeq['metrics']")
+    switch.drop()
+    indicator = page.get_by_test_id("connection-indicator")
+    expect(indicator).not_to_have_attribute("data-status", "live")
+    page.wait_for_timeout(3_000)  # the outage itself: reports go on on the server meanwhile
+    switch.sent.clear()
+    switch.restore()
+    expect(indicator).to_have_attribute("data-status", "live", timeout=40_000)
+    subscribe = next(m for m in switch.sent if '"subscribe"' in m)
+    assert f'"metrics":{before}' in subscribe.replace(" ", ""), subscribe
+    page.wait_for_function(f"() => window.weerLive.lastSeq['metrics'] > {before} + 3")
+    gaps = page.evaluate(
+        """() => { const at = window.weerConsole.history.points.map((p) => p.at);
+                   return at.slice(1).map((t, i) => t - at[i]); }"""
+    )
+    assert max(gaps) < 2_000, gaps  # one report a second, none lost across the outage
 
 
 def test_a_hospital_with_a_pending_request_and_no_er_screen_raises_the_alarm(
