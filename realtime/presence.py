@@ -10,7 +10,7 @@ them to the hospitals' reservation figures from the database (``domain.presence`
 
 import asyncio
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis.asyncio
@@ -65,7 +65,7 @@ class PresenceSection:
             recent=recent,
         )
 
-    async def _hospitals(self, hpids: list[str], since: Any) -> list[HospitalDemand]:
+    async def _hospitals(self, hpids: list[str], since: datetime) -> list[HospitalDemand]:
         if self._reading is not None and not self._reading.done():
             raise PresenceUnavailable("the previous database read has not finished")
         reading = asyncio.ensure_future(
