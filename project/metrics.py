@@ -1,7 +1,8 @@
-"""``/metrics``: every server process's realtime figures, the ingestion figures and the outbox
-backlog, in Prometheus text format. Composed here, where the packages meet, so neither imports
-the other. Only for a scraper holding ``METRICS_TOKEN`` (the figures name processes, their
-memory and the streams in use, which the websocket shows to administrators only)."""
+"""``/metrics``: every server process's realtime figures, the ingestion figures, the outbox
+backlog and the hospitals missing an ER screen, in Prometheus text format. Composed here, where
+the packages meet, so neither imports the other. Only for a scraper holding ``METRICS_TOKEN``
+(the figures name processes, their memory and the streams in use, which the websocket shows to
+administrators only)."""
 
 import hmac
 import logging
@@ -17,7 +18,7 @@ from prometheus_client.registry import Collector
 from domain.selectors.outbox import outbox_backlog
 from ingestion.metrics import IngestionMetricsCollector
 from ingestion.region_health import RegionDataCollector
-from realtime.metrics import RedisMetricsCollector
+from realtime.metrics import PresenceMetricsCollector, RedisMetricsCollector
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ _registry.register(
             "ingestion": IngestionMetricsCollector(settings.REDIS_URL),
             "ingestion_regions": RegionDataCollector(),
             "outbox": OutboxMetricsCollector(),
+            "presence": PresenceMetricsCollector(settings.REDIS_URL),
         }
     )
 )

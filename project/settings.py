@@ -79,6 +79,9 @@ REALTIME_HISTORY_MAXLEN = env.int("REALTIME_HISTORY_MAXLEN", default=100_000)
 REALTIME_SEND_BUFFER_BYTES = env.int("REALTIME_SEND_BUFFER_BYTES", default=512 * 1024)
 REALTIME_MAX_MESSAGE_BYTES = env.int("REALTIME_MAX_MESSAGE_BYTES", default=4096)
 REALTIME_MAX_STREAMS_PER_SOCKET = env.int("REALTIME_MAX_STREAMS_PER_SOCKET", default=64)
+# ER-screen presence (the metrics stream's "presence" section): a hospital that received a
+# reservation within this long needs an ER screen connected, as one with pending ones does.
+PRESENCE_RECENT_REQUEST_SECONDS = env.int("PRESENCE_RECENT_REQUEST_SECONDS", default=3600)
 
 UPSTREAM_BASE_URL = env.str(
     "UPSTREAM_BASE_URL", default="http://127.0.0.1:8001/B552657/ErmctInfoInqireService"

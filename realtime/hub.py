@@ -60,6 +60,7 @@ class Member:
     # it gets before its buffered events, which follow that seq.
     resync: tuple[int, Frame] | None = None
     counted: bool = True  # a client's subscription (on /metrics), not the server's own
+    er_screen: str | None = None  # the hpid whose ER screen this is, once the join succeeded
 
 
 @dataclass(eq=False)
@@ -103,10 +104,15 @@ class Hub:
 
     # -- membership ------------------------------------------------------------------------
 
-    async def join(self, stream: str, sink: Sink, *, counted: bool = True) -> Member:
+    async def join(
+        self, stream: str, sink: Sink, *, counted: bool = True, er_screen: str | None = None
+    ) -> Member:
         """Start receiving ``stream``: live events are buffered in the returned member until
         ``go_live``. Returns once this process's subscription to the stream is active.
-        ``counted``: a client's subscription, shown on /metrics (the server's own are not)."""
+        ``counted``: a client's subscription, shown on /metrics (the server's own are not).
+        ``er_screen``: the hpid of the hospital whose ER screen this member is; it is counted
+        as one (``ProcessMetrics.er_screens``) from this successful return until ``leave``
+        removes the member, which happens once however the membership ends."""
         self._ensure_listening()
         if self._pubsub_down:
             raise redis.ConnectionError("Redis pub/sub is down; the hub is reconnecting")
@@ -130,6 +136,9 @@ class Hub:
         except BaseException:
             self.leave(stream, member)
             raise
+        if er_screen is not None:
+            member.er_screen = er_screen
+            self.metrics.er_screen_opened(er_screen)
         return member
 
     async def go_live(self, stream: str, member: Member, delivered: int) -> None:
@@ -170,6 +179,8 @@ class Hub:
             return
         if member.counted:
             self.metrics.subscription_removed(stream)
+        if member.er_screen is not None:
+            self.metrics.er_screen_closed(member.er_screen)
         if not feed:
             feed.idle_since = time.monotonic()
 

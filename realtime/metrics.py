@@ -10,12 +10,13 @@ and ``/metrics`` through their own collectors (``project.metrics``).
 """
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -26,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from domain.events import METRICS, METRICS_SNAPSHOT
+from realtime.presence import PresenceSection, er_screens_total
 from realtime.publishing import PUBLISHED_COUNTER, apublish_event
 
 if TYPE_CHECKING:
@@ -37,6 +39,9 @@ PROCESS_KEY_PREFIX = settings.REDIS_KEY_PREFIX + "metrics:process:"
 LEADER_KEY = settings.REDIS_KEY_PREFIX + "metrics:leader"
 LATEST_KEY = settings.REDIS_KEY_PREFIX + "metrics:latest"
 REPORT_INTERVAL = 1.0
+# A section of the metrics stream not read in this long is null in that report: the report
+# still goes out, and in time (its process's key expires after 3 intervals).
+SECTION_TIMEOUT = 0.8 * REPORT_INTERVAL
 # Per-process counters that only grow, summed over the processes in the metrics stream.
 CUMULATIVE = (
     "frames_sent",
@@ -64,6 +69,9 @@ class ProcessMetrics:
         # Which fast path into the server each socket got ("sink:twisted", "inbox:weer", …;
         # see realtime.serving.adapters).
         self.adapters: Counter[str] = Counter()
+        # ER screens by hpid: members of a hospital's own stream held by its staff's sockets
+        # (counted by the hub, where each membership starts and ends exactly once).
+        self.er_screens: Counter[str] = Counter()
 
     def connection_opened(self, role: str) -> None:
         self.connections[role] += 1
@@ -80,6 +88,14 @@ class ProcessMetrics:
         if self.subscriptions[stream] <= 0:
             del self.subscriptions[stream]
 
+    def er_screen_opened(self, hpid: str) -> None:
+        self.er_screens[hpid] += 1
+
+    def er_screen_closed(self, hpid: str) -> None:
+        self.er_screens[hpid] -= 1
+        if self.er_screens[hpid] <= 0:
+            del self.er_screens[hpid]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "connections": {role: n for role, n in self.connections.items() if n},
@@ -93,6 +109,7 @@ class ProcessMetrics:
             "rss_bytes": resident_memory_bytes(),
             "peak_connections": self.peak_connections,
             "adapters": dict(self.adapters),
+            "er_screens": dict(self.er_screens),
         }
 
     async def report_forever(self, hub: "Hub") -> None:
@@ -125,8 +142,7 @@ class ProcessMetrics:
         processes = await read_process_metrics(client)
         published = int(await client.get(PUBLISHED_COUNTER) or 0)
         summary = aggregator.summarize(processes, published)
-        for name, reader in settings.REALTIME_METRICS_SECTIONS.items():
-            summary[name] = await import_string(reader)(client)
+        summary.update(await aggregator.sections(client, processes))
         await client.set(LATEST_KEY, json.dumps(summary), px=ttl_ms)
         await apublish_event(client, METRICS, METRICS_SNAPSHOT, summary)
 
@@ -158,6 +174,38 @@ class _Aggregator:
 
     def __init__(self) -> None:
         self._previous: tuple[float, int, int] | None = None
+        self._presence = PresenceSection()
+        self._failing: set[str] = set()  # sections that could not be read last time
+
+    async def sections(
+        self, client: "redis.asyncio.Redis", processes: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The sections beside the realtime figures, by name: ``presence`` and those of
+        ``settings.REALTIME_METRICS_SECTIONS``, read at once. Each fails on its own: one that
+        raises or takes longer than ``SECTION_TIMEOUT`` (its Redis keys or database are out of
+        reach) is null in this report, logged once until it is back."""
+        readers: dict[str, Callable[[], Awaitable[Any]]] = {
+            "presence": functools.partial(self._presence.read, client, processes)
+        }
+        for name, path in settings.REALTIME_METRICS_SECTIONS.items():
+            readers[name] = functools.partial(import_string(path), client)
+        values = await asyncio.gather(*(self._section(n, r) for n, r in readers.items()))
+        return dict(zip(readers, values, strict=True))
+
+    async def _section(self, name: str, read: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            value = await asyncio.wait_for(read(), SECTION_TIMEOUT)
+        except Exception as exc:  # not CancelledError (a BaseException): that stops the loop
+            if name not in self._failing:
+                logger.warning(
+                    "metrics: section %s unavailable (null until it is back): %r", name, exc
+                )
+                self._failing.add(name)
+            return None
+        if name in self._failing:
+            logger.info("metrics: section %s is back", name)
+            self._failing.discard(name)
+        return value
 
     def summarize(self, processes: dict[str, dict[str, Any]], published: int) -> dict[str, Any]:
         now = time.monotonic()
@@ -244,6 +292,13 @@ class RedisMetricsCollector(Collector):
             "Sockets by the server fast path they got (part: inbox, sink, write, handshake)",
             labels=["process", "part", "kind"],
         )
+        er_screens = GaugeMetricFamily(
+            "weer_er_screens",
+            "ER screens connected (hospital sockets on their own hospital stream), all processes",
+            labels=["hpid"],
+        )
+        for hpid, n in sorted(er_screens_total(processes).items()):
+            er_screens.add_metric([hpid], n)
         for process, figures in processes.items():
             for name, n in figures.get("adapters", {}).items():
                 adapters.add_metric([process, *name.split(":", 1)], n)
@@ -258,5 +313,28 @@ class RedisMetricsCollector(Collector):
                 family.add_metric([process], figures.get(name, 0))
         published = CounterMetricFamily("weer_events_published", "Events published")
         published.add_metric([], int(self._client.get(PUBLISHED_COUNTER) or 0))
-        yield from (connections, subscriptions, resident, peak, adapters, *counters.values())
+        yield from (connections, subscriptions, resident, peak, adapters, er_screens)
+        yield from counters.values()
         yield published
+
+
+class PresenceMetricsCollector(Collector):
+    """``weer_er_screens_missing``: the alarms of the latest ``presence`` section (at most a
+    few seconds old). Unreadable (so this source shows as down) when no leader reported
+    lately or the section could not be built (the database is down)."""
+
+    def __init__(self, redis_url: str) -> None:
+        self._client = redis.Redis.from_url(redis_url, socket_timeout=2)
+
+    def collect(self) -> Iterator[Metric]:
+        raw = self._client.get(LATEST_KEY)
+        if raw is None:
+            raise LookupError("no metrics leader has reported in the last seconds")
+        presence = json.loads(raw).get("presence")
+        if presence is None:
+            raise LookupError("the latest metrics report has no presence section")
+        yield GaugeMetricFamily(
+            "weer_er_screens_missing",
+            "Hospitals with pending or recent reservations and no ER screen connected",
+            presence["alarms"],
+        )

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from domain.errors import DATABASE_UNAVAILABLE
 from domain.events import Stream, stream_allowed, stream_parse
+from domain.presence import er_screen_hpid
 from realtime import close_codes
 from realtime.auth import SocketUser
 from realtime.hub import Hub, Member
@@ -128,10 +129,15 @@ class Session:
         is read from, fails on the way, the stream is answered ``unavailable`` (possibly after
         its ``subscribed``), left in the hub, and the socket goes on."""
         try:
-            member = await self._hub.join(stream.name, self._sink)
+            member = await self._hub.join(
+                stream.name, self._sink, er_screen=er_screen_hpid(self.user, stream)
+            )
         except (TimeoutError, RedisError) as exc:  # an outage: one line per refusal
             logger.warning("cannot join %s: %r", stream.name, exc)
             self._send_unavailable(stream)
+            return
+        if self._closing:  # ended meanwhile (token expiry, revocation): leave_all has run
+            self._hub.leave(stream.name, member)
             return
         self._members[stream.name] = member
         try:

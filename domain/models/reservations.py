@@ -66,7 +66,12 @@ class Reservation(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["hospital", "status"]), models.Index(fields=["status"])]
+        indexes = [
+            models.Index(fields=["hospital", "status"]),
+            models.Index(fields=["status"]),
+            # A hospital's newest request, read every second for ER-screen presence.
+            models.Index(fields=["hospital", "created_at"]),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["condition", "hospital"], name="reservation_one_per_hospital_per_patient"
