@@ -408,6 +408,8 @@ const ko = {
   "console.ingestion.stale": "오래됨",
   "console.ingestion.fresh": "정상",
   "console.ingestion.never": "성공한 적 없음",
+  "console.section_old.presence": "응급실 화면 정보를 지금 읽을 수 없어 {time} 값을 보여 줍니다",
+  "console.section_old.ingestion_regions": "수집 상태를 지금 읽을 수 없어 {time} 값을 보여 줍니다",
 };
 
 const en = {
@@ -812,6 +814,8 @@ const en = {
   "console.ingestion.stale": "Stale",
   "console.ingestion.fresh": "OK",
   "console.ingestion.never": "never succeeded",
+  "console.section_old.presence": "ER-screen presence cannot be read now: showing the values of {time}",
+  "console.section_old.ingestion_regions": "Ingestion health cannot be read now: showing the values of {time}",
 };
 
 const CATEGORIES_EN = {

@@ -76,6 +76,16 @@ export class MetricsHistory extends EventTarget {
     return total;
   }
 
+  /** The newest point whose section `name` could be read (a report carries null for a
+   * section whose source was out of reach at that second): [section, its point's `at`]. */
+  latestSection(name) {
+    for (let i = this.points.length - 1; i >= 0; i -= 1) {
+      const section = this.points[i][name];
+      if (section) return [section, this.points[i].at];
+    }
+    return [null, null];
+  }
+
   /** Every key `pick(point)` (an object) has in any point of the window, sorted. */
   keys(pick) {
     const seen = new Set();

@@ -84,3 +84,11 @@ test("region rows turn times into ages", () => {
   assert.equal(formatDuration(125), "2분 5초");
   assert.equal(formatDuration(null), "—");
 });
+
+test("a section the newest report lacks is taken from the last report that had it", () => {
+  const history = new MetricsHistory();
+  history.add(point(1_000, { presence: { alarms: 1, hospitals: [] } }));
+  history.add(point(2_000, { presence: null }));
+  assert.deepEqual(history.latestSection("presence"), [{ alarms: 1, hospitals: [] }, 1_000]);
+  assert.deepEqual(history.latestSection("ingestion_regions"), [null, null]);
+});

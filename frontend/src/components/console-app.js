@@ -38,6 +38,18 @@ export class ConsoleApp extends LightElement {
     }
   }
 
+  /** A section missing from the newest report (its source was out of reach) shows its last
+   * known value, saying how old it is. */
+  _sectionAge(name, latest) {
+    const [section, at] = this.history?.latestSection(name) ?? [null, null];
+    if (!section || !latest || at === latest.at) return nothing;
+    return html`<p class="section-old" role="status" data-testid=${`section-old-${name}`}>${icon("warning")} ${t(`console.section_old.${name}`, { time: formatClock(at) })}</p>`;
+  }
+
+  get _presenceSection() {
+    return this.history?.latestSection("presence")[0] ?? null;
+  }
+
   render() {
     const latest = this.history?.latest ?? null;
     const now = Date.now();
@@ -49,15 +61,17 @@ export class ConsoleApp extends LightElement {
         ${latest && quiet ? html`<strong>${icon("warning")} ${t("console.figures_old")}</strong>` : nothing}
       </p>
       ${this._summary(latest)}
-      ${this._alarms(latest?.presence, now)}
+      ${this._sectionAge("presence", latest)}
+      ${this._alarms(this._presenceSection, now)}
       <section class="console-section" aria-labelledby="charts-title">
         <h2 id="charts-title">${t("console.charts")}</h2>
         <div class="chart-grid">
           ${this.history ? chartsOf(this.history).map((chart) => html`<weer-metric-chart .heading=${chart.heading} .testid=${chart.key} .xs=${this.history.xs()} .lines=${chart.lines.map((line) => ({ ...line, label: line.total === undefined ? line.label : `${line.label} (${t("console.in_window", { n: formatFigure(line.total) })})` }))}></weer-metric-chart>`) : nothing}
         </div>
       </section>
-      ${this._presence(latest?.presence, now)}
-      ${this._ingestion(latest?.ingestion_regions, now)}
+      ${this._presence(this._presenceSection, now)}
+      ${this._sectionAge("ingestion_regions", latest)}
+      ${this._ingestion(this.history?.latestSection("ingestion_regions")[0], now)}
     </div>`;
   }
 
@@ -73,7 +87,7 @@ export class ConsoleApp extends LightElement {
       ${tile("processes", t("console.figure.processes"), latest ? Object.keys(latest.processes ?? {}).length : null)}
       ${tile("events-per-s", t("console.figure.events_published_per_s"), latest?.events_published_per_s, t("console.unit.per_s"))}
       ${tile("frames-per-s", t("console.figure.frames_sent_per_s"), latest?.frames_sent_per_s, t("console.unit.per_s"))}
-      ${tile("alarm-count", t("console.figure.alarms"), latest?.presence?.alarms)}
+      ${tile("alarm-count", t("console.figure.alarms"), this._presenceSection?.alarms)}
     </section>`;
   }
 
