@@ -77,8 +77,9 @@ export class ConsoleApp extends LightElement {
 
   _summary(latest) {
     const roles = latest?.connections?.by_role ?? {};
-    const tile = (testid, label, value, unit = "") => html`<div class="tile" data-testid=${`tile-${testid}`}>
-      <span class="tile-label">${label}</span>
+    const alarms = this._presenceSection?.alarms ?? 0;
+    const tile = (testid, label, value, unit = "") => html`<div class="tile ${testid === "alarm-count" && alarms > 0 ? "is-alarm" : ""}" data-testid=${`tile-${testid}`}>
+      <span class="tile-label">${testid === "alarm-count" && alarms > 0 ? html`${icon("warning")} ` : nothing}${label}</span>
       <strong class="tile-value" data-testid=${testid}>${latest ? formatFigure(value ?? 0) : "—"}</strong>${unit ? html`<span class="tile-unit">${unit}</span>` : nothing}
     </div>`;
     return html`<section class="tiles" aria-label=${t("console.summary")}>
@@ -87,7 +88,7 @@ export class ConsoleApp extends LightElement {
       ${tile("processes", t("console.figure.processes"), latest ? Object.keys(latest.processes ?? {}).length : null)}
       ${tile("events-per-s", t("console.figure.events_published_per_s"), latest?.events_published_per_s, t("console.unit.per_s"))}
       ${tile("frames-per-s", t("console.figure.frames_sent_per_s"), latest?.frames_sent_per_s, t("console.unit.per_s"))}
-      ${tile("alarm-count", t("console.figure.alarms"), this._presenceSection?.alarms)}
+      ${tile("alarm-count", t("console.figure.alarms"), this._presenceSection ? alarms : null)}
     </section>`;
   }
 
@@ -101,7 +102,7 @@ export class ConsoleApp extends LightElement {
       <p>${t("console.presence.alarm_text")}</p>
       <ul>
         ${alarms.map((row) => html`<li data-testid=${`presence-alarm-${row.hpid}`}>
-          <strong>${row.name}</strong> <span class="hint">(${row.hpid})</span> —
+          <strong>${row.name}</strong> <span class="alarm-hpid">(${row.hpid})</span> —
           ${row.pending ? t("console.presence.pending", { n: row.pending }) : t("console.presence.recent", { time: formatClock(row.lastRequestAt) })}
           · ${row.noScreenSeconds === null ? t("console.presence.never") : t("console.presence.none_for", { duration: formatDuration(row.noScreenSeconds) })}
         </li>`)}

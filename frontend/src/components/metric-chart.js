@@ -94,7 +94,7 @@ export class MetricChart extends LightElement {
       cursor: { show: false },
       scales: { x: { time: true }, y: { range: (_u, min, max) => [0, Math.max(1, max * 1.1)] } },
       axes: [
-        { stroke: "#111", grid: { stroke: "#d0d0d0" }, font: "14px system-ui", space: 90, values: (_u, splits) => splits.map((s) => formatClock(s * 1000)) },
+        { stroke: "#111", grid: { stroke: "#d0d0d0" }, font: "14px system-ui", space: 90, incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600], values: (_u, splits) => splits.map((s) => formatClock(s * 1000)) },
         { stroke: "#111", grid: { stroke: "#d0d0d0" }, font: "14px system-ui", size: 60 },
       ],
       series: [{}, ...this.lines.map((line, i) => ({ label: line.label, stroke: lineStyle(i).stroke, dash: lineStyle(i).dash, width: 2.5, points: { show: false }, spanGaps: false }))],
