@@ -113,7 +113,7 @@ export class ConsoleApp extends LightElement {
   _presence(presence, now) {
     const rows = presenceRows(presence, now);
     return html`<section class="console-section" aria-labelledby="presence-title">
-      <h2 id="presence-title">${t("console.presence.title")} <span class="count" data-testid="with-screen">${presence?.with_screen ?? "—"}</span></h2>
+      <h2 id="presence-title">${t("console.presence.title")} <span class="console-count" data-testid="with-screen">${presence?.with_screen ?? "—"}</span></h2>
       <p class="hint">${t("console.presence.explain")}</p>
       <table class="console-table" data-testid="presence">
         <thead><tr><th scope="col">${t("console.col.hospital")}</th><th scope="col" class="number">${t("console.col.screens")}</th><th scope="col">${t("console.col.state")}</th><th scope="col" class="number">${t("console.col.pending")}</th><th scope="col">${t("console.col.last_request")}</th></tr></thead>
