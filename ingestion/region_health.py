@@ -19,12 +19,13 @@ from channels.db import database_sync_to_async
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from domain.presence import unix_ms
 from domain.selectors.regions import RegionData, region_data_list
 from ingestion.metrics import aread_ingestion_metrics
 
 
 def _ms(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.timestamp() * 1000)
+    return None if moment is None else unix_ms(moment)
 
 
 def region_health(regions: Sequence[RegionData], figures: Mapping[str, Any]) -> dict[str, Any]:

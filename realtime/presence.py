@@ -68,9 +68,10 @@ class PresenceSection:
     async def _hospitals(self, hpids: list[str], since: datetime) -> list[HospitalDemand]:
         if self._reading is not None and not self._reading.done():
             raise PresenceUnavailable("the previous database read has not finished")
-        reading = asyncio.ensure_future(
-            database_sync_to_async(presence_hospitals)(hpids=hpids, requested_since=since)
-        )
+        # Not thread-sensitive, as ingestion.region_health's read: once a second, it must not
+        # queue behind (or hold up) the consumers' database calls on the one shared sync thread.
+        read = database_sync_to_async(presence_hospitals, thread_sensitive=False)
+        reading = asyncio.ensure_future(read(hpids=hpids, requested_since=since))
         # Retrieved here if awaited to the end; if the section times out first, the outcome
         # is dropped when it comes (not an "exception never retrieved").
         reading.add_done_callback(lambda done: done.cancelled() or done.exception())

@@ -4,8 +4,8 @@ runs no database query."""
 import pytest
 from pytest_django import DjangoAssertNumQueries
 
-from domain.api.reservations import HistoryOut, ReservationOut
-from domain.api.schemas import HospitalDetailOut, StatusContext, UserOut
+from domain.api.reservations import ReservationOut
+from domain.api.schemas import HistoryOut, HospitalDetailOut, StatusContext, UserOut
 from domain.models import Approval, Role
 from domain.selectors.hospitals import hospital_get
 from domain.selectors.reservations import reservation_history, reservation_summary

@@ -4,7 +4,7 @@ from typing import Any, Literal
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
-from domain.api.schemas import ErrorOut, Paging, RejectIn, UserOut, page_of
+from domain.api.schemas import ErrorOut, HistoryOut, Paging, RejectIn, UserOut, page_of
 from domain.api.security import access_token_auth
 from domain.models import ReservationEvent, ReservationStatus, User
 from domain.selectors.audit import AuditFilters, audit_events
@@ -78,20 +78,14 @@ class AuditQuery(Paging):
     reservation: int | None = Field(None, ge=1, description="One reservation's transitions.")
 
 
-class AuditEventOut(Schema):
+class AuditEventOut(HistoryOut):
+    """A transition with the reservation it belongs to."""
+
     id: int
     reservation: int
     hpid: str
     hospital_name: str
     crew: str = Field(description="The crew's username.")
-    action: str
-    from_status: str
-    to_status: str
-    actor: str | None = Field(description="The username; null for the system.")
-    actor_role: str
-    reason: str
-    note: str
-    at: datetime
 
 
 class AuditPage(Schema):

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Field, HeaderEx, P, Query, Router, Schema, Status
 from pydantic import BaseModel, StrictFloat, StrictInt
 
-from domain.api.schemas import ErrorOut, FreeText, Paging, PatientText, page_of
+from domain.api.schemas import ErrorOut, FreeText, HistoryOut, Paging, PatientText, page_of
 from domain.api.security import access_token_auth
 from domain.models import AgeBand, Consciousness, DeclineReason, ReservationStatus, Sex, User
 from domain.selectors.reservations import (
@@ -97,17 +97,6 @@ class ReservationPage(Schema):
 
 class ListFilters(Paging):
     status: Literal[tuple(ReservationStatus.values)] | None = None  # type: ignore[valid-type]
-
-
-class HistoryOut(Schema):
-    action: str
-    from_status: str
-    to_status: str
-    actor: str | None = Field(description="The username; null for the system.")
-    actor_role: str
-    reason: str
-    note: str
-    at: datetime
 
 
 def _user(request: HttpRequest) -> User:

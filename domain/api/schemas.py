@@ -134,6 +134,19 @@ class UserOut(Schema):
         return user.hospital.hpid if user.hospital else None
 
 
+class HistoryOut(Schema):
+    """One transition of a reservation (its audit trail)."""
+
+    action: str
+    from_status: str
+    to_status: str
+    actor: str | None = Field(description="The username; null for the system.")
+    actor_role: str
+    reason: str
+    note: str
+    at: datetime
+
+
 class RejectIn(BodyIn):
     reason: FreeText = Field("", max_length=300)
 

@@ -10,14 +10,10 @@ const MB = 1024 * 1024;
 
 /** The console's charts: [{key, heading, lines: [{key, label, values, latest, total?, unit?}]}]. */
 export function chartsOf(history) {
-  const perSecond = (key, pick) => ({
-    key,
-    label: t(`console.figure.${key}`),
-    values: history.increase(pick),
-    latest: history.increase(pick).at(-1) ?? null,
-    total: history.grownInWindow(pick),
-    unit: t("console.unit.per_s"),
-  });
+  const perSecond = (key, pick) => {
+    const values = history.increase(pick);
+    return { key, label: t(`console.figure.${key}`), values, latest: values.at(-1) ?? null, total: history.grownInWindow(pick), unit: t("console.unit.per_s") };
+  };
   const now = (key, label, pick, unit = undefined) => {
     const values = history.values(pick);
     return { key, label, values, latest: values.at(-1) ?? null, unit };
