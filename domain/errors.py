@@ -97,6 +97,7 @@ class ErrorCode(StrEnum):
     give the general ones). Documented in docs/api.md and docs/protocol.md; tests use these."""
 
     USERNAME_TAKEN = "username_taken"
+    UNSUPPORTED_SNAPSHOTS = "unsupported_snapshots"  # websocket ?snapshots= of another kind
     ALREADY_ACTIVE = "already_active"
     ALREADY_REJECTED = "already_rejected"
     ALREADY_DISABLED = "already_disabled"

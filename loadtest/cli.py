@@ -58,6 +58,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=10.0, help="seconds of events")
     p.add_argument("--connect-concurrency", type=int, default=200, help="per process")
     p.add_argument(
+        "--snapshots",
+        choices=["deflate", "json"],
+        default="deflate",
+        help="ask for compressed snapshots as the pages do (deflate, the default) or not (json)",
+    )
+    p.add_argument(
         "--settle",
         type=float,
         default=10.0,

@@ -95,6 +95,7 @@ def _start_crowd(options: argparse.Namespace, tokens: list[str], ws_url: str) ->
         "ws_url": ws_url,
         "stream": options.stream,
         "connect_concurrency": options.connect_concurrency,
+        "snapshots": None if options.snapshots == "json" else options.snapshots,
     }
     processes = max(1, min(options.processes, len(tokens)))
     context = multiprocessing.get_context("spawn")
@@ -184,6 +185,7 @@ def _report(
     # in latency, deliveries, lost and duplicates but are not "one event sent to N clients".
     completion = sorted(v for seq, v in slowest.items() if not driven.seqs or seq in driven.seqs)
     deliveries = sum(r["deliveries"] for r in reports)
+    subscribe_bytes = sorted(n for r in reports for n in r["subscribe_bytes"])
     closed: dict[str, int] = {}
     for r in reports:
         for code, n in r["closed_by_server"].items():
@@ -196,6 +198,12 @@ def _report(
         "connected": crowd.connected,
         "connect_failures": crowd.failures,
         "connect_seconds": round(crowd.connect_seconds, 2),
+        "snapshots": options.snapshots,
+        "bytes_per_subscription": {  # payload bytes of subscribed + snapshot
+            "subscriptions": len(subscribe_bytes),
+            "p50": subscribe_bytes[len(subscribe_bytes) // 2] if subscribe_bytes else None,
+            "max": subscribe_bytes[-1] if subscribe_bytes else None,
+        },
         "events": driven.count,
         "rate_per_s": options.rate,
         "deliveries": deliveries,

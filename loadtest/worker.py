@@ -46,6 +46,8 @@ class WorkerReport:
     resume_seconds: float = 0.0
     closed_by_server: dict[str, int] = field(default_factory=dict)
     cpu_seconds: float = 0.0  # this process's CPU from connected to finished
+    # Payload bytes each subscription with a snapshot received (subscribed + snapshot).
+    subscribe_bytes: list[int] = field(default_factory=list)
 
 
 class _Client:
@@ -104,6 +106,10 @@ class _Worker:
     def __init__(self, args: dict[str, Any], tokens: list[str], pipe: Connection) -> None:
         self.report = WorkerReport()
         self._url = args["ws_url"]
+        if args.get("snapshots"):  # "deflate": as the pages ask (docs/protocol.md §1)
+            self._url += f"?snapshots={args['snapshots']}&"
+        else:
+            self._url += "?"
         self._stream = args["stream"]
         self._tokens = tokens
         self._pipe = pipe
@@ -139,7 +145,7 @@ class _Worker:
         async with self._semaphore:
             try:
                 socket = client.socket = await StreamClient.open(
-                    f"{self._url}?token={self._tokens[client.index]}"
+                    f"{self._url}token={self._tokens[client.index]}"
                 )
                 await self._subscribe(client, socket, since)
             except Exception:  # counted; any failure to connect or subscribe is one
@@ -155,13 +161,17 @@ class _Worker:
         if since is not None:
             message["since"] = {self._stream: since}
         socket.send_text(json.dumps(message))
-        subscribed = json.loads(await socket.recv())
+        raw = await socket.recv()
+        subscribed = json.loads(raw)
         if subscribed.get("type") != "subscribed":
             raise RuntimeError(subscribed)
         if client.first is None:
             client.first = subscribed["seq"] + 1
         if since is None:
-            await socket.recv()  # the snapshot
+            # The snapshot: text, or compressed (binary; not inflated here: 10,000 clients
+            # inflating beds.all would cost the server's cores seconds of CPU).
+            snapshot = await socket.recv()
+            self.report.subscribe_bytes.append(len(raw) + len(snapshot))
 
     async def _storm(self, share: float) -> None:
         victims = random.Random(os.getpid()).sample(self._live, int(len(self._live) * share))  # noqa: S311

@@ -1,16 +1,17 @@
-"""The accounts behind this process's sockets: their status, cached so that authenticating a
-socket costs no database query, and the closing of a socket whose account lost its access.
+"""The accounts behind this process's sockets: their status, read without a database query
+per socket, and the closing of a socket whose account lost its access.
 
-A socket's user status (``domain.services.tokens.UserStatus``) is cached in Redis as JSON at
-``weer:<namespace>:user:<id>`` for ``STATUS_TTL`` seconds and shared by every process; a miss
-reads it from the database once. Every change that takes access away (disable, reject, log-out,
-new password) is published on the ``accounts`` stream with the change itself (the outbox), and
-each hub follows that stream through an ``AccountWatcher``, a member like any socket. For each
-change it drops the cached status, reads the account from the database for the next
-``STATUS_TTL`` seconds instead of the cache (so a status cached by a read that raced the change
-cannot outlive it), and closes the affected local sockets: within moments of the commit, on
-every process. If the stream has to be resynchronised (Redis lost events), every local socket's
-account is checked against the database again.
+A socket's status (``domain.services.account_status.UserStatus``) comes from the cache in Redis
+that every process shares (that module says how a change of access replaces it). The lookups
+of every socket that connects in one turn of the event loop go together: one ``MGET``, and for
+those not cached one database read for them all (two queries), whose statuses are then cached
+with one pipelined ``SET NX`` each. Every change of access is published on the ``accounts``
+stream, and each hub follows that stream through an ``AccountWatcher``, a member like any
+socket. For each change it marks the cached status changed, reads the account from the
+database for the next ``STATUS_TTL`` seconds instead of the cache (so a status cached by a read
+that raced the change cannot outlive it here either), and closes the affected local sockets:
+within moments of the commit, on every process. If the stream has to be resynchronised (Redis
+lost events), every local socket's account is checked against the database again.
 """
 
 import asyncio
@@ -19,16 +20,24 @@ import json
 import logging
 import time
 from collections import defaultdict
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Protocol
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 from redis.exceptions import RedisError
 
 from domain.errors import ApplicationError, ErrorCode
 from domain.events import ACCOUNT_CHANGED, ACCOUNTS, AccountClose
-from domain.services.tokens import UserStatus, access_admits, user_status_read
+from domain.services.account_status import (
+    CHANGED,
+    STATUS_TTL,
+    STORE_WITHIN,
+    UserStatus,
+    status_from_json,
+    status_json,
+    status_key,
+    user_statuses_read,
+)
+from domain.services.tokens import access_admits
 from realtime.auth import SocketUser
 from realtime.publishing import stream_head
 from realtime.sinks import Frame
@@ -37,12 +46,6 @@ if TYPE_CHECKING:
     from realtime.hub import Hub
 
 logger = logging.getLogger(__name__)
-
-STATUS_TTL = 60  # seconds a cached status is used; also how long a change bypasses the cache
-
-
-def status_key(user_id: int) -> str:
-    return f"{settings.REDIS_KEY_PREFIX}user:{user_id}"
 
 
 class Revocable(Protocol):
@@ -62,30 +65,70 @@ class AccountWatcher:
         self._hub = hub
         self._sockets: defaultdict[int, set[Revocable]] = defaultdict(set)
         self._changed: dict[int, float] = {}  # user → when a change to it was last seen here
+        self._lookups: dict[int, asyncio.Future[UserStatus | None]] = {}  # this loop turn's
         self._tasks: set[asyncio.Task[Any]] = set()
         self._following = False
 
     # -- statuses ---------------------------------------------------------------------------
 
     async def status(self, user_id: int) -> UserStatus | None:
-        """``user_id``'s status from the cache, or from the database (then cached)."""
+        """``user_id``'s status (None: no such user), looked up with every other lookup made
+        in this turn of the event loop; raises what the database raises if it is needed and
+        down."""
         self.follow()
+        future = self._lookups.get(user_id)
+        if future is None:
+            future = self._lookups[user_id] = asyncio.get_running_loop().create_future()
+            if len(self._lookups) == 1:
+                asyncio.get_running_loop().call_soon(self._look_up_batch)
+        return await asyncio.shield(future)
+
+    def _look_up_batch(self) -> None:
+        batch, self._lookups = self._lookups, {}
+        task = self._spawn(self._read_statuses(batch))
+        # Cancelled (the hub closing): so are the lookups it had not answered.
+        task.add_done_callback(lambda _: [f.cancel() for f in batch.values()])
+
+    async def _read_statuses(self, batch: "dict[int, asyncio.Future[UserStatus | None]]") -> None:
         started = time.monotonic()
-        if not self._recently_changed(user_id, started):
+        statuses: dict[int, UserStatus] = {}
+        marked = set()  # marked changed in the cache: read the database, cache nothing
+        ids = [user_id for user_id in batch if not self._recently_changed(user_id, started)]
+        try:
+            cached = await self._hub.redis.mget([status_key(user_id) for user_id in ids])
+        except RedisError:
+            cached = [None] * len(ids)  # the database still answers
+        for user_id, value in zip(ids, cached, strict=True):
+            if value == CHANGED:
+                marked.add(user_id)
+            elif value is not None:
+                statuses[user_id] = status_from_json(value)
+        missing = [user_id for user_id in batch if user_id not in statuses]
+        if missing:
             try:
-                cached = await self._hub.redis.get(status_key(user_id))
-            except RedisError:
-                cached = None  # the database still answers
-            if cached is not None:
-                return _status_from_json(cached)
-        # Not thread-sensitive: a crowd reconnecting at once is read on several threads.
-        status = await database_sync_to_async(user_status_read, thread_sensitive=False)(
-            user_id=user_id
-        )
-        if status is not None and not self._recently_changed(user_id, started):
-            with contextlib.suppress(RedisError):
-                await self._hub.redis.set(status_key(user_id), _status_json(status), ex=STATUS_TTL)
-        return status
+                # Not thread-sensitive: batches of a crowd reconnecting are read side by side.
+                read = await database_sync_to_async(user_statuses_read, thread_sensitive=False)(
+                    user_ids=missing
+                )
+            except Exception as exc:
+                for user_id in missing:
+                    _settle(batch.pop(user_id), exception=exc)
+                read = {}
+            statuses.update(read)
+            if time.monotonic() - started < STORE_WITHIN:
+                fresh = [s for s in read.values() if not self._recently_changed(s.id, started)]
+                await self._cache([s for s in fresh if s.id not in marked])
+        for user_id, future in batch.items():
+            _settle(future, result=statuses.get(user_id))
+
+    async def _cache(self, statuses: list[UserStatus]) -> None:
+        if not statuses:
+            return
+        with contextlib.suppress(RedisError):
+            async with self._hub.redis.pipeline(transaction=False) as pipe:
+                for status in statuses:
+                    pipe.set(status_key(status.id), status_json(status), ex=STATUS_TTL, nx=True)
+                await pipe.execute()
 
     def _recently_changed(self, user_id: int, now: float) -> bool:
         changed = self._changed.get(user_id)
@@ -157,9 +200,10 @@ class AccountWatcher:
                 self._spawn(socket.revoke(close))
 
     async def _forget_cached(self, user_id: int) -> None:
-        # If Redis fails it expires; meanwhile this process reads the database instead.
+        # Usually marked already by the change's commit. If Redis fails, the status expires;
+        # meanwhile this process reads the database instead.
         with contextlib.suppress(RedisError):
-            await self._hub.redis.delete(status_key(user_id))
+            await self._hub.redis.set(status_key(user_id), CHANGED, ex=STATUS_TTL)
 
     async def _recheck(self, sockets: list[Revocable]) -> None:
         """Close those of ``sockets`` whose tokens their accounts no longer admit."""
@@ -176,10 +220,11 @@ class AccountWatcher:
                 except ApplicationError as refused:
                     await socket.revoke(_close_reason(refused))
 
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.ensure_future(coroutine)
+    def _spawn(self, coroutine: Any) -> "asyncio.Task[Any]":
+        task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -195,11 +240,16 @@ def _close_reason(refused: ApplicationError) -> str:
     return AccountClose.REVOKED
 
 
-def _status_json(status: UserStatus) -> str:
-    return json.dumps(asdict(status))
-
-
-def _status_from_json(raw: bytes | str) -> UserStatus:
-    fields = json.loads(raw)
-    fields["revoked_families"] = tuple(fields["revoked_families"])
-    return UserStatus(**fields)
+def _settle(
+    future: "asyncio.Future[UserStatus | None]",
+    *,
+    result: UserStatus | None = None,
+    exception: BaseException | None = None,
+) -> None:
+    if future.done():  # every waiter was cancelled
+        return
+    if exception is None:
+        future.set_result(result)
+    else:
+        future.set_exception(exception)
+        future.exception()  # retrieved here too: waiters may all have gone

@@ -46,8 +46,9 @@ class SocketUser:
         return AccessClaims(self.id, datetime.max.replace(tzinfo=UTC), self.family, self.generation)
 
 
-def _token_from_query(query_string: bytes) -> str | None:
-    values = parse_qs(query_string.decode("latin-1")).get("token")
+def query_value(query_string: bytes, name: str) -> str | None:
+    """The first value of ``name`` in a connect's query string, if it has one."""
+    values = parse_qs(query_string.decode("latin-1")).get(name)
     return values[0] if values else None
 
 
@@ -67,7 +68,7 @@ async def socket_authenticate(query_string: bytes, accounts: "AccountWatcher") -
     ``ServiceUnavailable`` when the user cannot be read because the database is down. The
     signature is checked here; the account's status comes from ``accounts`` (cached: no
     database query while it is)."""
-    token = _token_from_query(query_string)
+    token = query_value(query_string, "token")
     started = time.monotonic()
     try:
         if not token:

@@ -6,6 +6,7 @@ from domain.errors import (
     PermissionDenied,
     RateLimited,
     ServiceUnavailable,
+    ValidationFailed,
 )
 from domain.events import AccountClose
 
@@ -16,6 +17,7 @@ GOING_AWAY = 1001  # the server is shutting down: reconnect and resume
 INVALID_PAYLOAD = 1007
 MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011  # sent by daphne when a consumer raises (a bug): reconnect and resume
+BAD_REQUEST = 4400  # the connect's query string asks for something the server does not do
 UNAUTHENTICATED = 4401  # no, bad or expired token: refresh it, reconnect and resume
 FORBIDDEN = 4403  # the account is not active: do not reconnect
 SLOW_CONSUMER = 4408  # the client read too slowly: reconnect and resume
@@ -38,6 +40,8 @@ def close_code_for(error: ApplicationError) -> int:
         return TRY_AGAIN_LATER
     if isinstance(error, RateLimited):
         return RATE_LIMITED
+    if isinstance(error, ValidationFailed):
+        return BAD_REQUEST
     raise ValueError(f"No close code for {type(error).__name__}") from error
 
 

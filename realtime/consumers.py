@@ -5,13 +5,14 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from domain.errors import AuthenticationFailed, ErrorCode
+from domain.errors import AuthenticationFailed, ErrorCode, ValidationFailed
 from realtime import close_codes
-from realtime.auth import socket_authenticate
+from realtime.auth import query_value, socket_authenticate
 from realtime.hub import get_hub
 from realtime.rate_limits import connect_refusal
 from realtime.serving.adapters import adapter_used
@@ -46,10 +47,27 @@ class StreamConsumer(AsyncWebsocketConsumer):
             # closes the socket with 1011; daphne cancelled us), nothing of the socket stays.
             self._release()
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' ``dispatch`` without its ``aclose_old_connections`` before each message: a
+        hop to asgiref's one thread-sensitive thread and back per message, which every socket
+        queued for, and which made a crowd connecting several times slower (docs/performance.md).
+        This consumer never uses a database connection itself; its reads go through
+        ``database_sync_to_async``, which closes old connections around each call."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def connect(self) -> None:
         hub = get_hub()
-        auth = await socket_authenticate(self.scope.get("query_string", b""), hub.accounts)
-        error = await connect_refusal(self.scope, auth.user) or auth.error
+        query = self.scope.get("query_string", b"")
+        auth = await socket_authenticate(query, hub.accounts)
+        deflate = snapshots_deflated(query)
+        error = (
+            await connect_refusal(self.scope, auth.user)
+            or auth.error
+            or (deflate if isinstance(deflate, ValidationFailed) else None)
+        )
         await self.accept()
         if error is not None or auth.user is None or auth.expires_at is None:
             error = error or AuthenticationFailed(
@@ -70,9 +88,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
             sink=sink_for(
                 self.base_send,
                 self._send_text,
+                self._send_bytes,
                 settings.REALTIME_SEND_BUFFER_BYTES,
                 lambda: self.session.on_overflow() if self.session else None,
                 hub.metrics,
+                deflate=deflate is True,
             ),
         )
         hub.accounts.add(self.session, authenticated_at=auth.authenticated_at)
@@ -105,5 +125,25 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def _send_text(self, text: str) -> None:
         await self.send(text_data=text)
 
+    async def _send_bytes(self, data: bytes) -> None:
+        await self.send(bytes_data=data)
+
     async def _close_with(self, code: int) -> None:
         await self.close(code=code)
+
+
+SNAPSHOT_ENCODINGS = ("deflate",)
+
+
+def snapshots_deflated(query_string: bytes) -> bool | ValidationFailed:
+    """Whether the connect asked for compressed snapshots (``?snapshots=deflate``,
+    docs/protocol.md §1), or why its ``snapshots`` cannot be done."""
+    asked = query_value(query_string, "snapshots")
+    if asked is None:
+        return False
+    if asked in SNAPSHOT_ENCODINGS:
+        return True
+    return ValidationFailed(
+        f"snapshots={asked[:32]!r} is not offered: ask for snapshots=deflate, or nothing.",
+        code=ErrorCode.UNSUPPORTED_SNAPSHOTS,
+    )

@@ -26,6 +26,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from domain.events import stream_parse
+from project.redis_driver import DRIVER_INFO
 from realtime.accounts import AccountWatcher
 from realtime.metrics import ProcessMetrics
 from realtime.publishing import (
@@ -36,7 +37,7 @@ from realtime.publishing import (
     stream_rebase,
 )
 from realtime.sinks import Frame, Sink
-from realtime.snapshots import snapshot_frame, snapshot_json
+from realtime.snapshots import snapshot_frame
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class Hub:
         self.redis = redis.asyncio.Redis.from_url(
             redis_url,
             max_connections=1000,
+            driver_info=DRIVER_INFO,
             socket_timeout=REDIS_TIMEOUT,
             socket_connect_timeout=REDIS_TIMEOUT,
         )
@@ -264,13 +266,12 @@ class Hub:
             while True:
                 try:
                     head = await stream_rebase(self.redis, feed.stream, feed.last_seq or 0)
-                    data = await snapshot_json(stream, head, self.redis)
+                    snapshot = await snapshot_frame(stream, head, "resync", self.redis)
                     break
                 except Exception:
                     logger.warning("stream %s: resync failed; retrying", feed.stream, exc_info=True)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
-            snapshot = Frame.of_text(snapshot_frame(feed.stream, head, "resync", data))
             for sink in feed.live.values():
                 sink.send(snapshot)
             for member in feed.syncing.values():

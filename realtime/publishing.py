@@ -29,6 +29,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from domain.events import Event, stream_parse
+from project.redis_driver import DRIVER_INFO
 
 # KEYS: seq, history, outbox ids. ARGV: channel, frame head, data JSON, history ms, history
 # maxlen, outbox id ("" for an event that has none). An outbox id already seen on the stream
@@ -163,6 +164,7 @@ def _client() -> "redis.Redis":
         _sync_client = redis.Redis.from_url(
             settings.REDIS_URL,
             socket_timeout=2,
+            driver_info=DRIVER_INFO,
             socket_connect_timeout=2,
             retry=Retry(NoBackoff(), 1),
         )

@@ -23,7 +23,7 @@ from realtime.hub import Hub, Member
 from realtime.publishing import encode_json, history_after, stream_head
 from realtime.rate_limits import subscribe_refusal
 from realtime.sinks import Frame, Sink
-from realtime.snapshots import snapshot_json
+from realtime.snapshots import snapshot_frame
 
 logger = logging.getLogger(__name__)
 
@@ -157,13 +157,7 @@ class Session:
             reason = "initial" if since is None else "history_expired"
             if since is not None and since > head:
                 reason = "unknown_seq"
-            data = await snapshot_json(stream, head, self._hub.redis)
-            self._sink.send(
-                Frame.of_text(
-                    f'{{"type":"snapshot","stream":{encode_json(stream.name)},"seq":{head},'
-                    f'"reason":"{reason}","data":{data}}}'
-                )
-            )
+            self._sink.send(await snapshot_frame(stream, head, reason, self._hub.redis))
             self._hub.metrics.snapshots += 1
             delivered = head
         else:

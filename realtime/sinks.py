@@ -19,14 +19,18 @@ class Frame:
     """One or more outgoing messages, encoded once however many sockets receive them: their
     UTF-8 payloads and (``wire``, built on first use by a sink that writes raw bytes) the
     websocket frames carrying them back to back, so a socket takes a burst of events, or a
-    replay, in one write."""
+    replay, in one write. A snapshot also carries ``deflated``: the same message compressed,
+    as one binary frame, for sockets that asked for compressed snapshots (docs/protocol.md §1);
+    ``binary`` marks such a frame."""
 
-    __slots__ = ("payloads", "size", "wire")
+    __slots__ = ("binary", "deflated", "payloads", "size", "wire")
 
-    def __init__(self, *payloads: bytes) -> None:
+    def __init__(self, *payloads: bytes, binary: bool = False) -> None:
         self.payloads = payloads
         self.size = sum(map(len, payloads))
         self.wire: bytes | None = None
+        self.binary = binary
+        self.deflated: Frame | None = None
 
     @classmethod
     def of_text(cls, text: str) -> "Frame":
@@ -39,6 +43,11 @@ class Frame:
     @property
     def texts(self) -> list[str]:
         return [payload.decode() for payload in self.payloads]
+
+    def for_socket(self, deflate: bool) -> "Frame":
+        """What a socket gets of this frame: its compressed form if it has one and the
+        socket asked for compressed snapshots, else itself."""
+        return self.deflated if deflate and self.deflated is not None else self
 
 
 class Sink(Protocol):
@@ -59,9 +68,17 @@ class AsgiSink:
     """Portable fallback: a bounded queue drained through the consumer's ASGI ``send``."""
 
     def __init__(
-        self, send_text: Callable[[str], Awaitable[None]], limit: int, on_overflow: OverflowHandler
+        self,
+        send_text: Callable[[str], Awaitable[None]],
+        send_bytes: Callable[[bytes], Awaitable[None]],
+        limit: int,
+        on_overflow: OverflowHandler,
+        *,
+        deflate: bool = False,
     ) -> None:
         self._send_text = send_text
+        self._send_bytes = send_bytes
+        self._deflate = deflate
         self._limit = limit
         self._on_overflow = on_overflow
         self._queue: deque[Frame] = deque()
@@ -74,6 +91,7 @@ class AsgiSink:
     def send(self, frame: Frame) -> bool:
         if not self._open:
             return False
+        frame = frame.for_socket(self._deflate)
         if self._queued_bytes + frame.size > self._limit:
             self._open = False
             self._queue.clear()
@@ -91,8 +109,12 @@ class AsgiSink:
             while self._queue and self._open:
                 frame = self._queue.popleft()
                 self._queued_bytes -= frame.size
-                for text in frame.texts:
-                    await self._send_text(text)
+                if frame.binary:
+                    for payload in frame.payloads:
+                        await self._send_bytes(payload)
+                else:
+                    for text in frame.texts:
+                        await self._send_text(text)
         finally:
             self._writer = None
             self._idle.set()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import websockets
 from django.conf import settings
-from django.test import Client
+from django.test import Client, override_settings
 
 from domain.models import Role, User
 from domain.services.tokens import token_pair_issue
@@ -201,11 +201,17 @@ else:
 """
 
 
+def _private_deployment(db: MariaDBServer) -> dict[str, str]:
+    """The settings of a deployment on the private database: its own Redis namespace too, as
+    its user ids repeat the test database's (whose cached statuses are not its users')."""
+    return {"DATABASE_URL": db.url, "REDIS_NAMESPACE": "private-db"}
+
+
 def _in_private_db(db: MariaDBServer, *args: str) -> str:
     """Run a step on the private database, as another process of the deployment would."""
     done = subprocess.run(
         [sys.executable, "-c", _IN_PRIVATE_DB, *args],
-        env={**server_env(), "DATABASE_URL": db.url},
+        env={**server_env(), **_private_deployment(db)},
         cwd=settings.BASE_DIR,
         check=True,
         capture_output=True,
@@ -220,7 +226,7 @@ async def test_a_socket_is_authenticated_from_the_cache_without_the_database(
 ) -> None:
     """Once a user's status is cached, more sockets for it connect while the database is
     frozen (no query is made); the cache never admits the account once it is disabled."""
-    env = {"DATABASE_URL": frozen_db.url, "DATABASE_READ_TIMEOUT_SECONDS": "2"}
+    env = {**_private_deployment(frozen_db), "DATABASE_READ_TIMEOUT_SECONDS": "2"}
     with run_server(
         tmp_path, "-m", "realtime.serving.server", "project.asgi:application", env=env
     ) as server:
@@ -235,3 +241,50 @@ async def test_a_socket_is_authenticated_from_the_cache_without_the_database(
         await asyncio.to_thread(_in_private_db, frozen_db, "disable", token)
         assert (await first.closed(timeout=5))[0] == 4403
         assert await _refused(server, token) == (4403, "account_disabled")
+
+
+async def test_a_connect_right_after_a_disable_is_refused_though_the_status_was_cached(
+    daphne_server: DaphneServer, second_daphne_server: DaphneServer
+) -> None:
+    """The auth cache never admits a disabled account: 10 times over, a user's status is
+    cached by a socket on each of two processes, the account is disabled, and a new socket
+    opened the moment the disable is answered (before any server can have heard of it) is
+    refused with 4403 on both; enabled again, the user connects again."""
+    staff, admin = await asyncio.to_thread(_staff)
+    for _ in range(10):
+        # A new login each time: disabling revoked the last one.
+        token = (await asyncio.to_thread(token_pair_issue, user=staff)).access
+        cached = [
+            await Socket.open(server, token, "hospital.REVOKE01")
+            for server in (daphne_server, second_daphne_server)
+        ]
+        await asyncio.to_thread(_post, admin, f"/api/admin/users/{staff.pk}/disable")
+        for server in (daphne_server, second_daphne_server):
+            assert await _refused(server, token) == (4403, "account_disabled")
+        assert [code for code, _ in await _all_closed(cached)] == [4403, 4403]
+        await asyncio.to_thread(_post, admin, f"/api/admin/users/{staff.pk}/enable")
+
+
+async def test_a_status_read_before_a_disable_is_not_cached_after_it() -> None:
+    """A lookup that read the database before a change committed cannot put that stale
+    status in the cache afterwards: the change's marker stays (``SET NX``), so the next
+    lookup reads the database and sees the account disabled. (In a key space of its own, so
+    that no running server, hearing of the change, marks it instead.)"""
+    from domain.services.account_status import CHANGED, status_key, user_statuses_read
+    from domain.services.users import user_disable
+    from realtime.hub import Hub
+
+    staff, admin = await asyncio.to_thread(_staff)
+    stale = (await asyncio.to_thread(user_statuses_read, user_ids=[staff.pk]))[staff.pk]
+    hub = Hub(settings.REDIS_URL)
+    with override_settings(REDIS_KEY_PREFIX=f"weer:cache-race-{time.time_ns()}:"):
+        await asyncio.to_thread(user_disable, user_id=staff.pk, by=admin)
+        try:
+            await hub.accounts._cache([stale])  # noqa: SLF001 - the racing lookup's store
+            assert await hub.redis.get(status_key(staff.pk)) == CHANGED
+            status = await hub.accounts.status(staff.pk)
+            assert status is not None
+            assert not status.is_active
+        finally:
+            await hub.accounts.close()
+            await hub.redis.aclose()

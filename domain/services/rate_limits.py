@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from domain.errors import RateLimited
+from project.redis_driver import DRIVER_INFO
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class _SyncCounter(_Counter):
             socket_timeout=REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             retry=Retry(NoBackoff(), 1),  # type: ignore[arg-type]  # passed on to redis.Redis
+            driver_info=DRIVER_INFO,  # type: ignore[arg-type]  # passed on to redis
         )
         self.limiter = MovingWindowRateLimiter(storage)
 
@@ -163,6 +165,7 @@ class _AsyncCounter(_Counter):
             socket_timeout=REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             retry=Retry(NoBackoff(), 1),  # type: ignore[arg-type]
+            driver_info=DRIVER_INFO,  # type: ignore[arg-type]  # passed on to redis
         )
         self.limiter = AsyncMovingWindowRateLimiter(storage)
 

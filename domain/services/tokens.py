@@ -23,8 +23,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from domain.errors import AuthenticationFailed, ErrorCode, PermissionDenied, ValidationFailed
-from domain.events import AccountClose, account_changed, events_publish_on_commit
+from domain.events import AccountClose
 from domain.models import Approval, RefreshToken, User
+from domain.services.account_status import UserStatus, account_change_publish, user_status_of
 from domain.services.rate_limits import (
     Limit,
     account_key,
@@ -61,20 +62,6 @@ class AccessClaims:
     expires_at: datetime
     family: str | None  # the login it came from; None for tokens issued outside one
     generation: int
-
-
-@dataclass(frozen=True, slots=True)
-class UserStatus:
-    """What deciding whether a user's access token is admitted takes, and what a socket keeps
-    of its user. Plain values, so servers can cache it (as JSON) and share it."""
-
-    id: int
-    role: str
-    hpid: str | None
-    approval: str
-    is_active: bool
-    generation: int
-    revoked_families: tuple[str, ...]  # logins revoked within an access token's lifetime
 
 
 def _encode(
@@ -284,27 +271,6 @@ def access_admits(status: UserStatus | None, claims: AccessClaims) -> None:
         )
 
 
-def user_status_of(user: User) -> UserStatus:
-    """``user``'s status, with the logins revoked within an access token's lifetime."""
-    since = timezone.now() - settings.ACCESS_TOKEN_LIFETIME
-    revoked = RefreshToken.objects.filter(user=user, revoked_at__gte=since)
-    return UserStatus(
-        id=user.pk,
-        role=user.role,
-        hpid=user.hospital.hpid if user.hospital else None,
-        approval=user.approval,
-        is_active=user.is_active,
-        generation=user.token_generation,
-        revoked_families=tuple(sorted(set(revoked.values_list("family", flat=True)))),
-    )
-
-
-def user_status_read(*, user_id: int) -> UserStatus | None:
-    """The status of user ``user_id`` from the database (None if there is no such user)."""
-    user = User.objects.select_related("hospital").filter(pk=user_id).first()
-    return None if user is None else user_status_of(user)
-
-
 def access_token_authenticate(*, token: str) -> AuthenticatedToken:
     """Verify an access token and load its user (HTTP; sockets use ``access_claims`` and a
     cached ``UserStatus``). Raises as ``access_claims`` and ``access_admits`` do."""
@@ -325,10 +291,9 @@ def user_log_out(*, refresh_token: str) -> None:
         if record is None:
             raise AuthenticationFailed("The token is invalid.", code=ErrorCode.INVALID_TOKEN)
         RefreshToken.objects.filter(family=record.family).update(revoked_at=timezone.now())
-        closing = account_changed(
+        account_change_publish(
             user_id=record.user_id, close=AccountClose.REVOKED, family=record.family
         )
-        events_publish_on_commit(closing)
 
 
 def user_password_change(*, user: User, current_password: str, new_password: str) -> TokenPair:
@@ -353,5 +318,5 @@ def user_password_change(*, user: User, current_password: str, new_password: str
         locked.token_generation += 1
         locked.save(update_fields=["password", "token_generation"])
         refresh_tokens_revoke(user=locked)
-        events_publish_on_commit(account_changed(user_id=locked.pk, close=AccountClose.REVOKED))
+        account_change_publish(user_id=locked.pk, close=AccountClose.REVOKED)
         return token_pair_issue(user=locked)

@@ -8,8 +8,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from domain.errors import Conflict, ErrorCode, NotFound, PermissionDenied, ValidationFailed
-from domain.events import AccountClose, account_changed, events_publish_on_commit
+from domain.events import AccountClose
 from domain.models import Approval, Hospital, Role, User
+from domain.services.account_status import account_change_publish
 from domain.services.rate_limits import Limit, address_key, rate_limit_hit
 from domain.services.tokens import refresh_tokens_revoke
 
@@ -110,7 +111,7 @@ def user_approve(*, user_id: int, by: User) -> User:
     user.save(
         update_fields=["approval", "approval_decided_at", "approval_decided_by", "rejection_reason"]
     )
-    events_publish_on_commit(account_changed(user_id=user.pk))
+    account_change_publish(user_id=user.pk)
     return user
 
 
@@ -129,7 +130,7 @@ def user_reject(*, user_id: int, by: User, reason: str = "") -> User:
         update_fields=["approval", "approval_decided_at", "approval_decided_by", "rejection_reason"]
     )
     refresh_tokens_revoke(user=user)
-    events_publish_on_commit(account_changed(user_id=user.pk, close=AccountClose.REJECTED))
+    account_change_publish(user_id=user.pk, close=AccountClose.REJECTED)
     return user
 
 
@@ -144,7 +145,7 @@ def user_disable(*, user_id: int, by: User) -> User:
     user.is_active = False
     user.save(update_fields=["is_active"])
     refresh_tokens_revoke(user=user)
-    events_publish_on_commit(account_changed(user_id=user.pk, close=AccountClose.DISABLED))
+    account_change_publish(user_id=user.pk, close=AccountClose.DISABLED)
     return user
 
 
@@ -157,7 +158,7 @@ def user_enable(*, user_id: int, by: User) -> User:
         raise Conflict("The user is not disabled.", code=ErrorCode.NOT_DISABLED)
     user.is_active = True
     user.save(update_fields=["is_active"])
-    events_publish_on_commit(account_changed(user_id=user.pk))
+    account_change_publish(user_id=user.pk)
     return user
 
 

@@ -4,6 +4,12 @@
  *
  * Contract. The connection keeps one socket to `/ws/?token=<access>` open for as long as it is
  * started, and keeps every subscribed stream in step with the server:
+ * - where the platform has `DecompressionStream` it asks for compressed snapshots
+ *   (`&snapshots=deflate`): each `snapshot` then comes as a binary frame, a zlib stream of the
+ *   same JSON, and is inflated and handled exactly as the text one would be. Frames are handled
+ *   strictly in arrival order: while a binary frame is being inflated, every later frame (text
+ *   or binary) waits for it. Frames a socket still had waiting when it is replaced are dropped,
+ *   as all frames of a replaced socket are (the resume with `since` covers them);
  * - on every open it subscribes all streams in one message, with `since` = the stream's last
  *   applied `seq` for those that have one, so a drop costs nothing the history still holds;
  * - a `snapshot` replaces the stream's state (`onSnapshot`) and sets its `seq`; an event is
@@ -33,6 +39,11 @@
  *   a full-jitter backoff, `random() * min(maxMs, initialMs * factor ** attempt)`, where
  *   `attempt` counts the reconnects since the last connection that worked (one on which the
  *   server sent anything but an `error`).
+ * - a binary frame that does not inflate to JSON: the socket is closed and replaced as after a
+ *   1006 (the frames after it are dropped), and later sockets ask for text snapshots. Losing a
+ *   snapshot is not harmless as a lost event is (the next event shows a gap): a stream that had
+ *   none would ignore its events forever. (A text frame that is not JSON is ignored: the server
+ *   never sends one and there is nothing in it to act on.)
  * - silence: after `pingIntervalMs` without any frame it sends `{"type":"ping"}`; if nothing at
  *   all arrives within `pingTimeoutMs` more, the socket is taken for dead, closed and replaced.
  *   A handshake that has not opened within `pingTimeoutMs` is given up the same way.
@@ -61,6 +72,9 @@ export const QUIET_RECOVERY_MS = 2_000;
 
 const OPEN = 1; // WebSocket.OPEN
 
+/** What `inflateFrame` gives for a binary frame that is not a zlib stream of JSON text. */
+const UNDECODABLE = Symbol("undecodable");
+
 /**
  * @typedef {{ setTimeout(fn: () => void, ms: number): any, clearTimeout(id: any): void, now(): number }} Clock
  * @typedef {{ readonly access: string|null, refresh(): Promise<string> }} Tokens
@@ -72,6 +86,7 @@ const OPEN = 1; // WebSocket.OPEN
  * }} Subscriber
  * @typedef {{ subscriber: Subscriber, lastSeq: number|undefined, retries: number, retryTimer: any }} StreamState
  * @typedef {"reconnect"|"silence"|"quiet"} TimerName
+ * @typedef {string | Promise<unknown>} QueuedFrame a text frame, or a binary one being inflated
  */
 
 export class LiveConnection extends EventTarget {
@@ -96,6 +111,10 @@ export class LiveConnection extends EventTarget {
   #socket = null;
   /** @type {string|null} code of the current socket's last connection-level error */
   #lastErrorCode = null;
+  /** @type {QueuedFrame[]} the current socket's frames that wait for a binary one before them */
+  #inbox = [];
+  /** ask for deflated snapshots (if the platform can inflate them); false after one failed to */
+  #askDeflate = true;
   #attempt = 0; // reconnects since the last connection that worked
   #epoch = 0; // bumped to forget a token refresh still in flight
   /** @type {Record<TimerName, any>} */
@@ -213,6 +232,9 @@ export class LiveConnection extends EventTarget {
   #connect() {
     const url = new URL(this.#url);
     url.searchParams.set("token", this.#tokens.access ?? "");
+    if (this.#askDeflate && typeof globalThis.DecompressionStream === "function") {
+      url.searchParams.set("snapshots", "deflate");
+    }
     this.#lastErrorCode = null;
     let socket;
     try {
@@ -222,8 +244,9 @@ export class LiveConnection extends EventTarget {
       return;
     }
     this.#socket = socket;
+    socket.binaryType = "arraybuffer";
     socket.onopen = () => socket === this.#socket && this.#onOpen();
-    socket.onmessage = (event) => socket === this.#socket && this.#onFrame(event.data);
+    socket.onmessage = (event) => socket === this.#socket && this.#onFrame(socket, event.data);
     socket.onclose = (event) => socket === this.#socket && this.#onClose(event.code);
     this.#setTimer("silence", this.#pingTimeoutMs, () => this.#onClose(1006));
   }
@@ -286,6 +309,7 @@ export class LiveConnection extends EventTarget {
   #dropSocket() {
     const socket = this.#socket;
     this.#socket = null;
+    this.#inbox = []; // its queued frames are void; a drain still running for them sees the change
     this.#clearTimer("silence");
     for (const state of this.#streams.values()) this.#clock.clearTimeout(state.retryTimer);
     socket?.close(1000);
@@ -323,18 +347,54 @@ export class LiveConnection extends EventTarget {
 
   // -- messages -----------------------------------------------------------------------------
 
-  /** @param {unknown} data */
-  #onFrame(data) {
+  /**
+   * A frame of the current socket: handled now if nothing waits before it, else queued.
+   * @param {WebSocket} socket
+   * @param {unknown} data a string (text frame) or an ArrayBuffer (binary frame)
+   */
+  #onFrame(socket, data) {
     this.#lastMessageAt = this.#clock.now();
     this.#armSilenceTimer();
-    /** @type {Message} */
-    let message;
-    try {
-      message = JSON.parse(/** @type {string} */ (data)); // not a string (binary): throws
-    } catch {
-      return; // the server only sends JSON text: nothing to act on
+    if (typeof data === "string" && this.#inbox.length === 0) {
+      this.#onMessage(parseJson(data)); // the common case: no binary frame to wait for
+      return;
     }
-    if (typeof message?.type !== "string") return;
+    this.#inbox.push(typeof data === "string" ? data : inflateFrame(data));
+    if (this.#inbox.length === 1) void this.#drainInbox(socket, this.#inbox);
+  }
+
+  /**
+   * Handle `inbox`'s frames in order, each once the binary ones before it are inflated, until it
+   * is empty or `socket` is no longer the current one. One drain runs per non-empty inbox.
+   * @param {WebSocket} socket
+   * @param {QueuedFrame[]} inbox
+   */
+  async #drainInbox(socket, inbox) {
+    while (inbox.length > 0) {
+      const frame = inbox[0];
+      const value = typeof frame === "string" ? parseJson(frame) : await frame;
+      if (socket !== this.#socket) return; // replaced meanwhile: its frames are ignored
+      if (value === UNDECODABLE) {
+        this.#askDeflate = false; // whatever mangles them, text snapshots avoid it
+        this.#onClose(1006);
+        return;
+      }
+      try {
+        this.#onMessage(value);
+      } catch (error) {
+        // A subscriber threw: report it as a listener's error would be, and go on with the rest.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+      inbox.shift();
+    }
+  }
+
+  /** @param {unknown} value a frame's JSON value (undefined if it was not JSON) */
+  #onMessage(value) {
+    const message = /** @type {Message} */ (value);
+    if (typeof message?.type !== "string") return; // the server only sends messages: nothing to act on
     if (message.type !== "error") this.#attempt = 0; // the server serves us: this connection worked
     const state = message.stream === undefined ? undefined : this.#streams.get(message.stream);
     switch (message.type) {
@@ -442,5 +502,34 @@ export class LiveConnection extends EventTarget {
   #clearTimer(name) {
     if (this.#timers[name] !== null) this.#clock.clearTimeout(this.#timers[name]);
     this.#timers[name] = null;
+  }
+}
+
+/**
+ * @param {string} text
+ * @returns {unknown} its JSON value, or undefined if it is not JSON
+ */
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The message of a binary frame: a zlib stream (RFC 1950) of the message's UTF-8 JSON text.
+ * @param {unknown} data an ArrayBuffer (the socket's binaryType), or a Blob or typed array
+ * @returns {Promise<unknown>} its JSON value, or UNDECODABLE (corrupt, not JSON, no
+ *   DecompressionStream); never rejects
+ */
+async function inflateFrame(data) {
+  try {
+    const inflated = new Blob([/** @type {BlobPart} */ (data)])
+      .stream()
+      .pipeThrough(new DecompressionStream("deflate"));
+    return JSON.parse(await new Response(inflated).text());
+  } catch {
+    return UNDECODABLE;
   }
 }

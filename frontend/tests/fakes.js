@@ -50,7 +50,7 @@ export class FakeClock {
 
 /**
  * A WebSocket class whose instances the test drives as the server: `open()`, `receive(...)`,
- * `serverClose(code)`. Each class keeps its own `sockets`; `sent` holds what the client sent,
+ * `receiveBinary(...)`, `serverClose(code)`. Each class keeps its own `sockets`; `sent` holds what the client sent,
  * parsed. Like a browser, `close()` on an open socket fires `onclose` (here at once).
  */
 export function fakeWebSocketClass() {
@@ -62,6 +62,7 @@ export function fakeWebSocketClass() {
       return sockets[sockets.length - 1];
     }
     readyState = 0;
+    binaryType = "blob"; // a browser's default
     /** @type {any[]} */
     sent = [];
     /** @type {number|null} */
@@ -99,6 +100,11 @@ export function fakeWebSocketClass() {
     /** @param {...(object|string)} messages each one text frame (objects are JSON-encoded) */
     receive(...messages) {
       for (const m of messages) this.onmessage?.({ data: typeof m === "string" ? m : JSON.stringify(m) });
+    }
+
+    /** @param {...ArrayBuffer} payloads each one binary frame, delivered as `binaryType` "arraybuffer" does */
+    receiveBinary(...payloads) {
+      for (const data of payloads) this.onmessage?.({ data });
     }
 
     /** @param {number} code */

@@ -2,6 +2,7 @@
 /** Unit tests of frontend/src/protocol.js against a scripted socket, a hand-moved clock and a seeded random. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { deflateSync } from "node:zlib";
 
 import { LiveConnection, QUIET_RECOVERY_MS, SignedOut, Status } from "../src/protocol.js";
 import { FakeClock, deferred, fakeWebSocketClass, seededRandom, settle } from "./fakes.js";
@@ -96,6 +97,27 @@ function expectedDelays(count, seed = SEED) {
 }
 
 /**
+ * A binary frame of the server's for `message` on a socket that asked `snapshots=deflate`.
+ * @param {object} message
+ */
+function deflated(message) {
+  const zlib = deflateSync(Buffer.from(JSON.stringify(message)));
+  return zlib.buffer.slice(zlib.byteOffset, zlib.byteOffset + zlib.byteLength);
+}
+
+/**
+ * Wait, in real time, until `done()`: binary frames are inflated asynchronously (off the FakeClock).
+ * @param {() => boolean} done
+ */
+async function until(done, timeoutMs = 2_000) {
+  const start = Date.now();
+  while (!done()) {
+    assert.ok(Date.now() - start < timeoutMs, "timed out");
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
+/**
  * Install a fake window for online/offline events (globalThis has no addEventListener in Node).
  * @param {import("node:test").TestContext} t
  */
@@ -115,11 +137,23 @@ test("start connects to the URL with the access token and goes live when the soc
   const { conn, socket, statuses } = setup();
   assert.equal(conn.status, Status.STOPPED);
   conn.start();
-  assert.equal(socket().url.href, "ws://weer.test/ws/?token=token-1");
+  assert.equal(socket().url.href, "ws://weer.test/ws/?token=token-1&snapshots=deflate");
+  assert.equal(socket().binaryType, "arraybuffer");
   assert.equal(conn.status, Status.CONNECTING);
   socket().open();
   assert.equal(conn.status, Status.LIVE);
   assert.deepEqual(statuses, [Status.CONNECTING, Status.LIVE]);
+});
+
+test("without DecompressionStream the URL does not ask for deflated snapshots", (t) => {
+  const saved = globalThis.DecompressionStream;
+  delete (/** @type {any} */ (globalThis).DecompressionStream);
+  t.after(() => {
+    globalThis.DecompressionStream = saved;
+  });
+  const { conn, socket } = setup();
+  conn.start();
+  assert.equal(socket().url.href, "ws://weer.test/ws/?token=token-1");
 });
 
 test("on open every stream is subscribed in one message, without since before any snapshot", () => {
@@ -213,6 +247,133 @@ test("unsubscribe sends unsubscribe and later messages for that stream are ignor
   unsubscribe();
   assert.equal(socket().sentOf("unsubscribe").length, 1, "a second call does nothing");
 });
+
+// -- compressed snapshots ------------------------------------------------------------------
+
+test("a deflated binary snapshot gives the subscriber exactly what the same snapshot as text does", async () => {
+  const hospitals = Array.from({ length: 2_000 }, (_, i) => ({ hpid: `A${i}`, name: "서울대학교병원 응급실", beds: { er_general: i } }));
+  const message = { type: "snapshot", stream: STREAM, seq: 100, reason: "initial", data: { hospitals } };
+  const runs = [];
+  for (const send of [(/** @type {any} */ s) => s.receive(message), (/** @type {any} */ s) => s.receiveBinary(deflated(message))]) {
+    const { conn, socket } = setup();
+    const sub = recorder();
+    conn.subscribe(STREAM, sub);
+    conn.start();
+    socket().open();
+    socket().receive(subscribed(100));
+    send(socket());
+    await until(() => sub.calls.length > 0);
+    socket().receive(event(101));
+    runs.push({ calls: sub.calls, lastSeq: conn.lastSeq, subscribes: socket().sentOf("subscribe").length });
+  }
+  assert.deepEqual(runs[1], runs[0]);
+  assert.deepEqual(runs[1].calls[0], ["snapshot", { hospitals }, { seq: 100, reason: "initial" }]);
+  assert.deepEqual(runs[1].lastSeq, { [STREAM]: 101 });
+});
+
+test("text events in the same read as a binary snapshot wait for it, then apply with no gap", async () => {
+  const { conn, socket } = setup();
+  const sub = recorder();
+  conn.subscribe(STREAM, sub);
+  conn.start();
+  socket().open();
+  socket().receive(subscribed(100));
+  socket().receiveBinary(deflated(snapshot(100)));
+  socket().receive(event(101), event(102));
+  assert.deepEqual(sub.calls, [], "nothing is applied before the snapshot");
+  await until(() => sub.calls.length === 3);
+  assert.deepEqual(sub.calls, [
+    ["snapshot", { hospitals: [100] }, { seq: 100, reason: "initial" }],
+    ["event", 101],
+    ["event", 102],
+  ]);
+  assert.deepEqual(socket().sentOf("subscribe").length, 1, "no resubscribe: no gap was seen");
+  socket().receive(event(103));
+  assert.deepEqual(sub.events(), [101, 102, 103], "once the queue is empty, text is handled at once");
+});
+
+test("a binary resync snapshot mid-stream is applied before the events that follow it", async () => {
+  const { conn, socket, sub } = live();
+  socket().receive(event(101));
+  socket().receiveBinary(deflated(snapshot(5_000, "resync")));
+  socket().receive(event(5_001), event(5_002));
+  await until(() => sub.calls.length === 5);
+  assert.deepEqual(sub.calls.slice(2), [
+    ["snapshot", { hospitals: [5_000] }, { seq: 5_000, reason: "resync" }],
+    ["event", 5_001],
+    ["event", 5_002],
+  ]);
+  assert.deepEqual(socket().sentOf("unsubscribe"), []);
+  assert.deepEqual(conn.lastSeq, { [STREAM]: 5_002 });
+});
+
+test("binary snapshots of two streams and text between them are handled in arrival order", async () => {
+  const { conn, socket, sub } = live();
+  const crew = recorder();
+  conn.subscribe("crew.42", crew);
+  /** @type {string[]} */
+  const order = [];
+  const note = (/** @type {any} */ r, /** @type {string} */ name) => {
+    const { onSnapshot, onEvent } = r;
+    r.onSnapshot = (/** @type {any} */ d, /** @type {any} */ i) => (order.push(`${name} snapshot ${i.seq}`), onSnapshot(d, i));
+    r.onEvent = (/** @type {any} */ e) => (order.push(`${name} event ${e.seq}`), onEvent(e));
+  };
+  note(sub, "beds");
+  note(crew, "crew");
+  socket().receive(subscribed(7, "crew.42"));
+  socket().receiveBinary(deflated(snapshot(7, "initial", "crew.42")));
+  socket().receive(event(101));
+  socket().receiveBinary(deflated(snapshot(300, "resync")));
+  socket().receive(event(8, "crew.42"), event(301));
+  await until(() => order.length === 5);
+  assert.deepEqual(order, ["crew snapshot 7", "beds event 101", "beds snapshot 300", "crew event 8", "beds event 301"]);
+});
+
+test("a binary snapshot still inflating when its socket is replaced is never applied", async () => {
+  const { conn, clock, socket } = setup();
+  const sub = recorder();
+  conn.subscribe(STREAM, sub);
+  conn.start();
+  socket().open();
+  socket().receive(subscribed(100));
+  socket().receiveBinary(deflated(snapshot(100)));
+  socket().receive(event(101));
+  socket().serverClose(1006);
+  fireNext(clock);
+  socket().open();
+  assert.deepEqual(socket().sent, [{ type: "subscribe", streams: [STREAM] }], "no since: no snapshot was applied");
+  socket().receive(subscribed(200));
+  socket().receiveBinary(deflated(snapshot(200)));
+  await until(() => sub.calls.length > 0);
+  await new Promise((resolve) => setTimeout(resolve, 20)); // time for the old one to finish too
+  assert.deepEqual(sub.calls, [["snapshot", { hospitals: [200] }, { seq: 200, reason: "initial" }]]);
+  assert.deepEqual(conn.lastSeq, { [STREAM]: 200 });
+});
+
+for (const [name, payload] of [
+  ["not zlib", new Uint8Array([1, 2, 3, 4]).buffer],
+  ["truncated zlib", deflated(snapshot(100)).slice(0, -4)],
+  ["zlib of non-JSON", (() => { const z = deflateSync("not json"); return z.buffer.slice(z.byteOffset, z.byteOffset + z.byteLength); })()],
+]) {
+  test(`a binary frame that does not inflate to JSON (${name}) replaces the socket, which then asks for text snapshots`, async () => {
+    const { conn, clock, socket, sockets, sub } = live();
+    clock.advance(5);
+    const old = socket();
+    old.receiveBinary(/** @type {ArrayBuffer} */ (payload));
+    old.receive(event(101));
+    await until(() => conn.status === Status.RECONNECTING);
+    assert.equal(conn.lastMessageAt, 5);
+    assert.equal(old.closedByClient, 1000);
+    assert.deepEqual(sub.events(), [], "frames after the bad one are dropped with its socket");
+    fireNext(clock);
+    assert.equal(sockets.length, 2);
+    assert.equal(socket().url.href, "ws://weer.test/ws/?token=token-1");
+    socket().open();
+    assert.deepEqual(socket().sent, [{ type: "subscribe", streams: [STREAM], since: { [STREAM]: 100 } }]);
+    socket().receive(subscribed(101), event(101));
+    assert.deepEqual(sub.events(), [101]);
+  });
+}
 
 // -- resuming -------------------------------------------------------------------------------
 
@@ -556,10 +717,9 @@ test("frames from a socket that was replaced are ignored", () => {
   assert.equal(sockets.length, 2);
 });
 
-test("binary and non-JSON frames are ignored, but count as signs of life", () => {
+test("non-JSON text frames are ignored, but count as signs of life", () => {
   const { conn, clock, socket, sub } = live();
   clock.advance(5);
-  socket().onmessage?.({ data: new ArrayBuffer(4) });
   socket().receive("not json", "null", "[1]");
   assert.equal(conn.lastMessageAt, 5);
   assert.equal(sub.calls.length, 1);

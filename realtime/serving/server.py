@@ -10,11 +10,14 @@ line changed; a test fails when the installed daphne's no longer matches it.
 """
 
 import asyncio
+import types
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
+import autobahn.websocket.protocol
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
 
 from realtime.serving.gctuning import tune_for_many_connections
 from realtime.serving.inbox import Inbox
@@ -28,6 +31,35 @@ from realtime.serving.inbox import Inbox
 # are validated as UTF-8 as they arrive (autobahn's default, stated because daphne decodes
 # every text payload and would raise on one that is not).
 WEBSOCKET_OPTIONS = {"failByDrop": False, "utf8validateIncoming": True}
+
+
+def _not_pretty_printed(value: object) -> str:
+    return f"<{type(value).__name__}: not pretty-printed>"
+
+
+# autobahn pretty-prints its 29 options for a debug line on every new websocket, whether debug
+# logging is on or not: a tenth of a connect's CPU. Its debug lines (off) do without them.
+autobahn.websocket.protocol.pformat = _not_pretty_printed  # type: ignore[assignment,attr-defined]
+
+
+class WeerWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]
+    """daphne's protocol, but autobahn's options are read from the factory once, onto the
+    class, instead of being copied into every connection's ``__dict__`` (29 entries each)."""
+
+    _options_from: ClassVar[Any] = None
+
+    def _connectionMade(self) -> None:
+        cls = type(self)
+        if cls._options_from is None:
+            for name in self.CONFIG_ATTRS:
+                if not hasattr(cls, name):  # as autobahn: the factory's, unless the class says
+                    value = getattr(self.factory, name)
+                    # A plain function (perMessageCompressionAccept) must not become a method.
+                    is_function = isinstance(value, types.FunctionType)
+                    setattr(cls, name, staticmethod(value) if is_function else value)
+            cls._options_from = self.factory
+        assert cls._options_from is self.factory  # noqa: S101 - one factory per process
+        super()._connectionMade()
 
 
 class WeerServer(Server):  # type: ignore[misc]
@@ -44,6 +76,7 @@ class WeerServer(Server):  # type: ignore[misc]
         """daphne's ``run`` makes its autobahn factory and sets its own options on it (which
         leave these alone) before it listens: ours go on as it is made."""
         factory.setProtocolOptions(**WEBSOCKET_OPTIONS)
+        factory.protocol = WeerWebSocketProtocol
         self._ws_factory = factory
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> Inbox | None:

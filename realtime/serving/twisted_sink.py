@@ -30,10 +30,13 @@ from realtime.sinks import AsgiSink, Frame, OverflowHandler, Sink
 
 
 def wire(frame: Frame) -> bytes:
-    """The frame's messages as unmasked, uncompressed websocket frames, built once per frame."""
+    """The frame's messages as unmasked websocket frames (no permessage-deflate: a ``binary``
+    frame is compressed already), built once per frame."""
     if frame.wire is None:
         frame.wire = b"".join(
-            PreparedMessage(p, isBinary=False, applyMask=False, doNotCompress=True).payloadHybi
+            PreparedMessage(
+                p, isBinary=frame.binary, applyMask=False, doNotCompress=True
+            ).payloadHybi
             for p in frame.payloads
         )
     return frame.wire
@@ -43,6 +46,7 @@ class TwistedSink:
     """Writes straight to daphne's autobahn protocol. Implements Twisted's IPushProducer."""
 
     __slots__ = (
+        "_deflate",
         "_limit",
         "_on_overflow",
         "_open",
@@ -53,8 +57,11 @@ class TwistedSink:
         "_socket",
     )
 
-    def __init__(self, protocol: Any, limit: int, on_overflow: OverflowHandler) -> None:
+    def __init__(
+        self, protocol: Any, limit: int, on_overflow: OverflowHandler, *, deflate: bool = False
+    ) -> None:
         self._protocol = protocol
+        self._deflate = deflate
         self._limit = limit
         self._on_overflow = on_overflow
         self._paused_bytes = 0
@@ -76,6 +83,7 @@ class TwistedSink:
     def send(self, frame: Frame) -> bool:
         if not self._open or self._protocol.state != WebSocketProtocol.STATE_OPEN:
             return False
+        frame = frame.for_socket(self._deflate)
         if self._paused:
             self._paused_bytes += frame.size
             if self._paused_bytes > self._limit:
@@ -216,17 +224,21 @@ def _autobahn_protocol(base_send: Any) -> Any | None:
 def sink_for(
     base_send: Any,
     send_text: Callable[[str], Awaitable[None]],
+    send_bytes: Callable[[bytes], Awaitable[None]],
     limit: int,
     on_overflow: OverflowHandler,
     metrics: ProcessMetrics,
+    *,
+    deflate: bool = False,
 ) -> Sink:
-    """The fastest sink this server allows, noted in ``metrics``."""
+    """The fastest sink this server allows, noted in ``metrics``; with ``deflate``, snapshots
+    go out compressed (``Frame.deflated``)."""
     protocol = _autobahn_protocol(base_send)
     if protocol is None:
         adapter_used(metrics, "sink", "asgi")
-        return AsgiSink(send_text, limit, on_overflow)
+        return AsgiSink(send_text, send_bytes, limit, on_overflow, deflate=deflate)
     http_channel = protocol.transport.producer
-    sink = TwistedSink(protocol, limit, on_overflow)
+    sink = TwistedSink(protocol, limit, on_overflow, deflate=deflate)
     adapter_used(metrics, "sink", "twisted")
     adapter_used(metrics, "write", "direct" if sink.writes_directly else "send_data")
     released = release_handshake(protocol, http_channel)
