@@ -26,7 +26,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from domain.events import stream_parse
-from project.redis_driver import DRIVER_INFO
+from domain.redis_driver import DRIVER_INFO
 from realtime.accounts import AccountWatcher
 from realtime.metrics import ProcessMetrics
 from realtime.publishing import (

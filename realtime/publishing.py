@@ -29,7 +29,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from domain.events import Event, stream_parse
-from project.redis_driver import DRIVER_INFO
+from domain.redis_driver import DRIVER_INFO
 
 # KEYS: seq, history, outbox ids. ARGV: channel, frame head, data JSON, history ms, history
 # maxlen, outbox id ("" for an event that has none). An outbox id already seen on the stream

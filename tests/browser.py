@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -199,7 +200,8 @@ class SocketSwitch:
         self.down = False
         self.routes: list[WebSocketRoute] = []
         self.sent: list[str] = []  # what the page sent to the server, in order
-        self.received: list[str] = []  # what the server sent to the page, in order
+        # What the server sent to the page, in order (compressed snapshots inflated).
+        self.received: list[str] = []
         page.route_web_socket("**/ws/**", self._connect)
 
     def _connect(self, route: WebSocketRoute) -> None:
@@ -216,7 +218,10 @@ class SocketSwitch:
         server.send(message)
 
     def _to_page(self, route: WebSocketRoute, message: str | bytes) -> None:
-        self.received.append(message if isinstance(message, str) else message.decode())
+        # A binary frame is a compressed snapshot (docs/protocol.md §1): passed on as it came.
+        self.received.append(
+            message if isinstance(message, str) else zlib.decompress(message).decode()
+        )
         route.send(message)
 
     def drop(self) -> None:

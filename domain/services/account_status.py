@@ -28,7 +28,7 @@ from redis.retry import Retry
 
 from domain.events import AccountClose, account_changed, events_publish_on_commit
 from domain.models import RefreshToken, User
-from project.redis_driver import DRIVER_INFO
+from domain.redis_driver import DRIVER_INFO
 
 logger = logging.getLogger(__name__)
 

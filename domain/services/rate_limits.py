@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from domain.errors import RateLimited
-from project.redis_driver import DRIVER_INFO
+from domain.redis_driver import DRIVER_INFO
 
 logger = logging.getLogger(__name__)
 
