@@ -95,7 +95,7 @@ class AccountWatcher:
         marked = set()  # marked changed in the cache: read the database, cache nothing
         ids = [user_id for user_id in batch if not self._recently_changed(user_id, started)]
         try:
-            cached = await self._hub.redis.mget([status_key(user_id) for user_id in ids])
+            cached = await self._hub.redis.mget([status_key(u) for u in ids]) if ids else []
         except RedisError:
             cached = [None] * len(ids)  # the database still answers
         for user_id, value in zip(ids, cached, strict=True):
@@ -104,6 +104,7 @@ class AccountWatcher:
             elif value is not None:
                 statuses[user_id] = status_from_json(value)
         missing = [user_id for user_id in batch if user_id not in statuses]
+        read: dict[int, UserStatus] = {}
         if missing:
             try:
                 # Not thread-sensitive: batches of a crowd reconnecting are read side by side.
@@ -113,13 +114,12 @@ class AccountWatcher:
             except Exception as exc:
                 for user_id in missing:
                     _settle(batch.pop(user_id), exception=exc)
-                read = {}
             statuses.update(read)
-            if time.monotonic() - started < STORE_WITHIN:
-                fresh = [s for s in read.values() if not self._recently_changed(s.id, started)]
-                await self._cache([s for s in fresh if s.id not in marked])
         for user_id, future in batch.items():
             _settle(future, result=statuses.get(user_id))
+        if read and time.monotonic() - started < STORE_WITHIN:  # the sockets did not wait for it
+            fresh = [s for s in read.values() if not self._recently_changed(s.id, started)]
+            await self._cache([s for s in fresh if s.id not in marked])
 
     async def _cache(self, statuses: list[UserStatus]) -> None:
         if not statuses:
