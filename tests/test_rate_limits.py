@@ -212,3 +212,24 @@ def test_limits_fail_open_when_redis_is_down(
     warnings = [r for r in caplog.records if r.name == "domain.services.rate_limits"]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert "not enforced" in warnings[0].getMessage()
+
+
+def test_a_crowd_of_connects_at_once_is_still_counted(settings: Settings) -> None:
+    """500 websocket connects of one user counted at the same moment (a reconnect storm is
+    many at once) are all counted in Redis: exactly the rule's 20 are allowed. Counting must not
+    fail for want of a pooled connection, which would switch the limits off (fail open)."""
+    import asyncio
+    import time as clock
+
+    from domain.services.rate_limits import Limit, arate_limit_hit
+
+    settings.LIMIT_WS_CONNECTS_PER_USER = "20/minute"
+    key = f"crowd-{clock.time_ns()}"
+
+    async def crowd() -> list[object]:
+        return await asyncio.gather(
+            *(arate_limit_hit(Limit.WS_CONNECTS_PER_USER, key) for _ in range(500))
+        )
+
+    refusals = asyncio.run(crowd())
+    assert sum(refusal is None for refusal in refusals) == 20

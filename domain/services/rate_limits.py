@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from functools import lru_cache
 
+import redis.asyncio
 from django.conf import settings
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage as AsyncRedisStorage
@@ -43,6 +44,7 @@ from domain.redis_driver import DRIVER_INFO
 logger = logging.getLogger(__name__)
 
 REDIS_TIMEOUT_SECONDS = 0.5
+ASYNC_CONNECTIONS = 50  # per event loop: counts beyond this many at once wait for one
 OFF = "off"
 # What a failed count raises: Redis errors (timeouts and refused connections included).
 _UNCOUNTABLE = (RedisError, OSError)
@@ -158,14 +160,23 @@ class _SyncCounter(_Counter):
 class _AsyncCounter(_Counter):
     def __init__(self, url: str) -> None:
         super().__init__(url)
+        # Counts wait (up to the timeout) for one of a bounded set of connections: redis-py's
+        # default pool refuses a command beyond 100 at once, and a connect storm has more, so
+        # the limits went off (failed open) just when a crowd arrived.
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            url,
+            max_connections=ASYNC_CONNECTIONS,
+            timeout=REDIS_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 1),
+            driver_info=DRIVER_INFO,
+        )
         storage = AsyncRedisStorage(
             f"async+{url}",
             implementation="redispy",
             key_prefix=_key_prefix(),
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            retry=Retry(NoBackoff(), 1),  # type: ignore[arg-type]
-            driver_info=DRIVER_INFO,  # type: ignore[arg-type]  # passed on to redis
+            connection_pool=pool,  # type: ignore[arg-type]  # passed on to redis
         )
         self.limiter = AsyncMovingWindowRateLimiter(storage)
 
