@@ -190,6 +190,11 @@ def server_memory(url: str, metrics_token: str) -> dict[str, Any]:
     }
 
 
+def _intact(phase: dict[str, Any]) -> bool:
+    """Every client of the phase got every event once: none lost, none twice."""
+    return bool(phase["lost"] == 0 and phase["duplicates"] == 0)
+
+
 def _verdicts(phases: dict[str, Any]) -> list[Target]:
     """Each target of issue 15 (docs/performance.md § Summary) against what the phases saw."""
     hold, sustained, storm = phases["hold"], phases["sustained"], phases["storm"]
@@ -236,8 +241,7 @@ def _verdicts(phases: dict[str, Any]) -> list[Target]:
             f"{storm['duplicates']} duplicated",
             resumed["resume_failures"] == 0
             and resumed["all_resumed_within_s"] <= 5
-            and storm["lost"] == 0
-            and storm["duplicates"] == 0,
+            and _intact(storm),
         ),
         Target(
             "one event to 10,000 connected clients",
@@ -246,8 +250,7 @@ def _verdicts(phases: dict[str, Any]) -> list[Target]:
             f"{hold['lost']} lost, {hold['duplicates']} duplicated",
             hold["connected"] == HOLD_CLIENTS
             and hold["completion_ms"]["p99"] <= 150
-            and hold["lost"] == 0
-            and hold["duplicates"] == 0,
+            and _intact(hold),
         ),
         Target(
             "sustained fan-out, 1,000 clients on one stream",
@@ -256,8 +259,7 @@ def _verdicts(phases: dict[str, Any]) -> list[Target]:
             f"{sustained['lost']} lost, {sustained['duplicates']} duplicated",
             sustained["deliveries_per_s"] >= 100_000
             and sustained["latency_ms"]["p99"] <= 100
-            and sustained["lost"] == 0
-            and sustained["duplicates"] == 0,
+            and _intact(sustained),
         ),
         Target(
             "request -> ER screen, decision -> crew (1,000 clients connected)",

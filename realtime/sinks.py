@@ -44,11 +44,6 @@ class Frame:
     def texts(self) -> list[str]:
         return [payload.decode() for payload in self.payloads]
 
-    def for_socket(self, deflate: bool) -> "Frame":
-        """What a socket gets of this frame: its compressed form if it has one and the
-        socket asked for compressed snapshots, else itself."""
-        return self.deflated if deflate and self.deflated is not None else self
-
 
 class Sink(Protocol):
     def send(self, frame: Frame) -> bool:
@@ -91,7 +86,8 @@ class AsgiSink:
     def send(self, frame: Frame) -> bool:
         if not self._open:
             return False
-        frame = frame.for_socket(self._deflate)
+        if self._deflate and frame.deflated is not None:
+            frame = frame.deflated
         if self._queued_bytes + frame.size > self._limit:
             self._open = False
             self._queue.clear()

@@ -85,7 +85,8 @@ class TwistedSink:
     def send(self, frame: Frame) -> bool:
         if not self._open or self._protocol.state != WebSocketProtocol.STATE_OPEN:
             return False
-        frame = frame.for_socket(self._deflate)
+        if self._deflate and frame.deflated is not None:
+            frame = frame.deflated
         if self._paused:
             self._paused_bytes += frame.size
             if self._paused_bytes > self._limit:
