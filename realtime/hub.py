@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from domain.events import stream_parse
 from domain.redis_driver import DRIVER_INFO
+from domain.redis_turns import TurnPipeline
 from realtime.accounts import AccountWatcher
 from realtime.metrics import ProcessMetrics
 from realtime.publishing import (
@@ -95,6 +96,8 @@ class Hub:
         self.metrics = ProcessMetrics()
         self.accounts = AccountWatcher(self)
         self._feeds: dict[str, Feed] = {}
+        # Stream heads read by sockets joining, a turn of the event loop at a time.
+        self.turns = TurnPipeline(self.redis)
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
         # redis-py's PubSub opens its connection on the first command without a lock: two
         # first subscribes at once would open two, and the confirmation on the one we do not

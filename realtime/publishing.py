@@ -30,6 +30,7 @@ from redis.retry import Retry
 
 from domain.events import Event, stream_parse
 from domain.redis_driver import DRIVER_INFO
+from domain.redis_turns import TurnPipeline
 
 # KEYS: seq, history, outbox ids. ARGV: channel, frame head, data JSON, history ms, history
 # maxlen, outbox id ("" for an event that has none). An outbox id already seen on the stream
@@ -209,7 +210,7 @@ async def apublish_event(
     return int(seq)
 
 
-async def stream_head(client: "redis.asyncio.Redis", stream: str) -> int:
+async def stream_head(client: "redis.asyncio.Redis | TurnPipeline", stream: str) -> int:
     """The stream's current sequence number (the seq of its latest event)."""
     return int(await client.eval(_HEAD, 1, seq_key(stream), int(time.time() * 1000)))
 

@@ -150,7 +150,7 @@ class Session:
             self._send_unavailable(stream)
 
     async def _catch_up(self, stream: Stream, member: Member, since: int | None) -> None:
-        head = await stream_head(self._hub.redis, stream.name)
+        head = await stream_head(self._hub.turns, stream.name)
         self._send({"type": "subscribed", "stream": stream.name, "seq": head})
         delivered = await self._replay(stream, since, head) if since is not None else None
         if delivered is None:
