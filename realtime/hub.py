@@ -137,7 +137,8 @@ class Hub:
         if counted:
             self.metrics.subscription_added(stream)
         try:
-            await asyncio.wait_for(feed.ready.wait(), JOIN_TIMEOUT)
+            if not feed.ready.is_set():  # wait_for makes a task and a timer even when set
+                await asyncio.wait_for(feed.ready.wait(), JOIN_TIMEOUT)
         except BaseException:
             self.leave(stream, member)
             raise
