@@ -182,7 +182,7 @@ class _AsyncCounter(_Counter):
         self.limiter = AsyncMovingWindowRateLimiter(storage)
         # Hits go to Redis a turn of the event loop at a time (a connect storm counts hundreds
         # per turn): the moving-window script and key of limits' own ``acquire_entry`` (limits
-        # 5.8, pinned), through a pipeline. Tests, and refusals, still read through ``limiter``.
+        # 5.8, pinned), through a pipeline. A refusal still reads its window through ``limiter``.
         self._bridge = storage.bridge
         script = storage.bridge.SCRIPT_ACQUIRE_MOVING_WINDOW
         self._acquire = script.decode() if isinstance(script, bytes) else script
