@@ -112,5 +112,9 @@ class UpstreamClient:
             raise
         finally:
             seconds = time.monotonic() - started
-            logger.info("upstream %s page %s: %s in %.2fs", operation, page_no, outcome, seconds)
+            # One line per page polled: a success is routine (DEBUG), anything else is news.
+            level = logging.DEBUG if outcome == "ok" else logging.INFO
+            logger.log(
+                level, "upstream %s page %s: %s in %.2fs", operation, page_no, outcome, seconds
+            )
             self._after_call(CallRecord(operation, seconds, outcome))

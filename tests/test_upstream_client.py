@@ -103,6 +103,27 @@ def test_service_key_never_logged(
     assert caught.value.__cause__ is None
 
 
+def test_a_page_polled_is_a_debug_line_and_a_failed_one_is_news(
+    simulator: tuple[SimulatorServer, Simulator], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The demo polls 17 regions every 5 s: a success per page is DEBUG, a failure INFO."""
+    server, sim = simulator
+    caplog.set_level(logging.DEBUG, logger="ingestion.upstream")
+    with _client(server) as client:
+        client.fetch_page(upstream.BEDS, page_no=1, STAGE1="서울특별시")
+        sim.add_fault("http500")
+        try:
+            with pytest.raises(UpstreamUnavailable):
+                client.fetch_page(upstream.BEDS, page_no=1, STAGE1="서울특별시")
+        finally:
+            sim.clear_faults()
+    pages = [r for r in caplog.records if r.getMessage().startswith("upstream ")]
+    assert [(r.levelno, r.getMessage().split(": ")[1].split(" in ")[0]) for r in pages] == [
+        (logging.DEBUG, "ok"),
+        (logging.INFO, "UpstreamUnavailable"),
+    ]
+
+
 class _Clock:
     def __init__(self, moment: datetime) -> None:
         self.now = moment.timestamp()
