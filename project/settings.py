@@ -27,7 +27,8 @@ def _default(values: dict[str, str], name: str) -> dict[str, str]:
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-env.read_env(BASE_DIR / ".env", overwrite=False)
+if (BASE_DIR / ".env").exists():  # else environ logs that it is missing, before logging is set up
+    env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 # The demo bin/start runs: demo data (seed_demo), keys generated for this checkout, the pages'
@@ -154,6 +155,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Each request's id, on its log lines and in its answer's X-Request-ID.
+    "project.logs.RequestIdMiddleware",
     # Outermost: every error answer under /api/ (a refused Host, ninja's 405, Django's 500
     # page) leaves in the API's JSON error shape.
     "project.middleware.ApiErrorShapeMiddleware",
@@ -303,11 +306,17 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")  # or "json": one JSON object per line
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"()": "project.logs.PlainLines"},
+        "json": {"()": "project.logs.JsonLines"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # httpx logs each request's full URL at INFO, service key included: keep it quiet.
     "loggers": {

@@ -11,6 +11,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from domain.errors import AuthenticationFailed, ErrorCode, ValidationFailed
+from domain.log_context import USER_ID
 from realtime import close_codes
 from realtime.auth import query_value, socket_authenticate
 from realtime.hub import get_hub
@@ -81,6 +82,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.close(code=close_codes.close_code_for(error))
             return
         user = auth.user
+        USER_ID.set(user.id)  # on this socket's log lines (its task's context)
         self.session = Session(
             user=user,
             hub=hub,

@@ -133,7 +133,7 @@ class Session:
                 stream.name, self._sink, er_screen=er_screen_hpid(self.user, stream)
             )
         except (TimeoutError, RedisError) as exc:  # an outage: one line per refusal
-            logger.warning("cannot join %s: %r", stream.name, exc)
+            logger.warning("cannot join %s: %r", stream.name, exc, extra={"stream": stream.name})
             self._send_unavailable(stream)
             return
         if self._closing:  # ended meanwhile (token expiry, revocation): leave_all has run
@@ -143,7 +143,9 @@ class Session:
         try:
             await self._catch_up(stream, member, since)
         except _UNAVAILABLE as exc:
-            logger.warning("cannot send %s its state: %r", stream.name, exc)
+            logger.warning(
+                "cannot send %s its state: %r", stream.name, exc, extra={"stream": stream.name}
+            )
             if self._members.get(stream.name) is member:
                 del self._members[stream.name]
                 self._hub.leave(stream.name, member)

@@ -1,8 +1,31 @@
-"""What the configured logging (``settings.LOGGING``) lets through from Celery's task lines."""
+"""The configured logging (``settings.LOGGING``): what it lets through from Celery's task lines,
+its two line formats (``LOG_FORMAT``), what a line carries, and what it never holds."""
 
+import asyncio
+import contextlib
+import contextvars
+import json
 import logging
+import os
+import re
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
 
+import httpx
 import pytest
+import websockets
+from django.http import HttpRequest, HttpResponse
+from django.test import RequestFactory
+
+from domain.api.security import access_token_auth
+from domain.log_context import REQUEST_ID, USER_ID
+from domain.models import User
+from domain.services.tokens import access_token_issue
+from project.logs import JsonLines, PlainLines, RequestIdMiddleware
+from tests.conftest import run_server
+from tests.polling import wait_for
 
 TASK_LINE = "Task %s[%s] %s"
 
@@ -16,11 +39,13 @@ def test_routine_polls_and_the_relay_are_quiet_but_their_trouble_and_other_tasks
     celery.info(TASK_LINE, "ingestion.poll_region_beds", "a1", "received")
     celery.info(TASK_LINE, "ingestion.poll_beds", "a2", "succeeded in 0.05s: {'changed': 1}")
     celery.info(TASK_LINE, "outbox.relay", "a3", "received")
-    celery.warning(TASK_LINE, "ingestion.poll_region_beds", "a4", "retry: upstream timed out")
+    celery.info(
+        TASK_LINE, "ingestion.poll_region_beds", "a4", "retry: Retry in 5s: OperationalError"
+    )
     celery.info(TASK_LINE, "reservations.sweep", "a5", "received")
     seen = [r.getMessage() for r in caplog.records if r.name == logger_name]
     assert seen == [
-        "Task ingestion.poll_region_beds[a4] retry: upstream timed out",
+        "Task ingestion.poll_region_beds[a4] retry: Retry in 5s: OperationalError",
         "Task reservations.sweep[a5] received",
     ]
 
@@ -34,3 +59,157 @@ def test_beat_sending_a_poll_is_quiet(caplog: pytest.LogCaptureFixture) -> None:
     )
     seen = [r.getMessage() for r in caplog.records if r.name == "celery.beat"]
     assert seen == ["Scheduler: Sending due task sync-institutions (ingestion.sync_institutions)"]
+
+
+# -- the line formats, secrets, the request's id and user (LOG_FORMAT) -----------------------
+
+JWT_LIKE = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJlLWJ5dGVz"
+
+
+def _record(message: str, *, stream: str | None = None, exc: bool = False) -> logging.LogRecord:
+    exc_info = None
+    if exc:
+        try:
+            raise ValueError(f"broke on /ws/?token={JWT_LIKE}")
+        except ValueError:
+            exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "realtime.sessions", logging.WARNING, __file__, 1, message, (), exc_info
+    )
+    if stream is not None:
+        record.stream = stream
+    return record
+
+
+def test_a_json_line_says_when_what_who_and_which_stream_and_holds_no_secret() -> None:
+    def formatted() -> str:
+        REQUEST_ID.set("req-7")
+        USER_ID.set(42)
+        message = (
+            f"GET /ws/?token={JWT_LIKE}&snapshots=deflate failed; Authorization: Bearer abc.def; "
+            "upstream /getEmrrm?serviceKey=k3y%2Bsecret&pageNo=1"
+        )
+        return JsonLines().format(_record(message, stream="beds.11", exc=True))
+
+    line = json.loads(contextvars.copy_context().run(formatted))
+    assert set(line) == {
+        "time",
+        "level",
+        "logger",
+        "message",
+        "request_id",
+        "user_id",
+        "stream",
+        "exc",
+    }
+    assert datetime.fromisoformat(line["time"]).tzinfo is not None
+    assert (line["level"], line["logger"]) == ("WARNING", "realtime.sessions")
+    assert (line["request_id"], line["user_id"], line["stream"]) == ("req-7", 42, "beds.11")
+    text = json.dumps(line)
+    for secret in (JWT_LIKE, "abc.def", "k3y"):
+        assert secret not in text
+    assert "token=[redacted]&snapshots=deflate" in line["message"]
+    assert "ValueError" in line["exc"]
+
+
+def test_a_json_line_without_context_has_only_what_is_known() -> None:
+    line = json.loads(contextvars.copy_context().run(lambda: JsonLines().format(_record("hi"))))
+    assert set(line) == {"time", "level", "logger", "message"}
+
+
+def test_plain_lines_hold_no_secret_either() -> None:
+    text = PlainLines().format(_record(f"refused /ws/?token={JWT_LIKE}", exc=True))
+    assert JWT_LIKE not in text
+    assert "token=[redacted]" in text
+
+
+@pytest.mark.parametrize(
+    ("asked", "kept"),
+    [("ingress-1f2e.3:a_b", True), ("", False), ("two words", False), ("x" * 65, False)],
+)
+def test_a_request_carries_its_id_to_its_lines_and_its_answer(asked: str, kept: bool) -> None:
+    seen: list[str | None] = []
+
+    def view(request: HttpRequest) -> HttpResponse:
+        seen.append(REQUEST_ID.get())
+        return HttpResponse("ok")
+
+    request = RequestFactory().get("/healthz", HTTP_X_REQUEST_ID=asked)
+    response = contextvars.copy_context().run(RequestIdMiddleware(view), request)
+    request_id = response["X-Request-ID"]
+    assert seen == [request_id]
+    assert (request_id == asked) is kept
+    if not kept:
+        assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+
+
+@pytest.mark.django_db
+def test_an_api_request_names_its_user(crew_user: User) -> None:
+    def authenticated() -> int | None:
+        request = RequestFactory().get("/api/hospitals")
+        access_token_auth.authenticate(request, access_token_issue(user=crew_user))
+        return USER_ID.get()
+
+    assert contextvars.copy_context().run(authenticated) == crew_user.id
+
+
+def _python_with(env: dict[str, str], code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_log_format_json_makes_every_line_json() -> None:
+    ran = _python_with(
+        {"LOG_FORMAT": "json"},
+        "import logging; logging.getLogger('ingestion.tasks').warning('poll 11: %s', 'timed out')",
+    )
+    assert ran.returncode == 0, ran.stderr
+    lines = [json.loads(line) for line in ran.stderr.splitlines()]
+    assert [(x["level"], x["logger"], x["message"]) for x in lines] == [
+        ("WARNING", "ingestion.tasks", "poll 11: timed out")
+    ]
+
+
+def test_an_unknown_log_format_stops_the_start() -> None:
+    ran = _python_with({"LOG_FORMAT": "xml"}, "pass")
+    assert ran.returncode != 0
+    assert "LOG_FORMAT='xml': use plain or json" in ran.stderr
+
+
+def test_a_server_with_log_format_json_writes_only_json_lines_and_no_token(
+    tmp_path: Path,
+) -> None:
+    """A real server: its own lines and its access log (Python logging now) are JSON; the
+    token in a URL is blanked; a websocket's connect and close are not INFO lines."""
+    with run_server(
+        tmp_path,
+        "-m",
+        "realtime.serving.server",
+        "project.asgi:application",
+        env={"LOG_FORMAT": "json"},
+    ) as server:
+        answer = httpx.get(
+            f"http://127.0.0.1:{server.port}/healthz?token={JWT_LIKE}",
+            headers={"X-Request-ID": "probe-1"},
+        )
+        assert answer.headers["X-Request-ID"] == "probe-1"
+
+        async def refused_socket() -> None:
+            url = f"ws://127.0.0.1:{server.port}/ws/?token=not-a-token"
+            async with websockets.connect(url) as socket:
+                with contextlib.suppress(websockets.ConnectionClosed):
+                    await socket.recv()
+                    await socket.recv()
+
+        asyncio.run(refused_socket())
+        wait_for(lambda: "/healthz" in server.output(), "the request's access line")
+    lines = [json.loads(line) for line in server.output().splitlines() if line.strip()]
+    access = [line for line in lines if line["logger"] == "weer.access"]
+    assert [line["message"].split('"')[1] for line in access] == ["GET /healthz?token=[redacted]"]
+    assert JWT_LIKE not in server.output()

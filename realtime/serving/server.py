@@ -1,7 +1,8 @@
 """daphne as WeER runs it: stock daphne, with a lighter inbox per connection
 (``realtime.serving.inbox``). Used through daphne's own extension point,
 ``CommandLineInterface.server_class``; ``weer-serve`` runs this instead of plain ``daphne``.
-It also tunes the garbage collector for many connections (``realtime.serving.gctuning``), and
+Its access log is Python logging (``realtime.serving.access_log``). It also tunes the garbage
+collector for many connections (``realtime.serving.gctuning``), and
 makes autobahn close a websocket that breaks the protocol with a close frame saying why
 (``WEBSOCKET_OPTIONS``) instead of resetting its TCP connection.
 
@@ -19,6 +20,7 @@ from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 
+from realtime.serving.access_log import log_access
 from realtime.serving.gctuning import tune_for_many_connections
 from realtime.serving.inbox import Inbox
 
@@ -63,6 +65,11 @@ class WeerWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]
 
 
 class WeerServer(Server):  # type: ignore[misc]
+    def log_action(self, protocol: str, action: str, details: dict[str, Any]) -> None:
+        """The access log as Python logging (``realtime.serving.access_log``), whatever
+        daphne's ``--access-log`` says."""
+        log_access(protocol, action, details)
+
     def run(self) -> None:
         tune_for_many_connections()  # the application is imported by now
         super().run()
