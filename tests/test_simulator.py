@@ -1,6 +1,10 @@
 """The NEMC upstream simulator over real HTTP: format, paging, control API and fault modes."""
 
+import contextlib
 import json
+import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -8,9 +12,11 @@ import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from domain.bed_fields import BED_FIELDS, Kind
 from domain.demo_data import demo_hospitals
@@ -576,3 +582,39 @@ def test_health_and_region_listing(server: SimulatorServer) -> None:
     for region in REGIONS[:3]:
         _, listing = control(server, "GET", f"hospitals?region={region.code}")
         assert {h["region_code"] for h in listing["hospitals"]} == {region.code}
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_the_command_logs_each_request_unless_quiet(quiet: bool, tmp_path: Path) -> None:
+    """``python -m ingestion.simulator``: one stderr line per request, none with ``--quiet``
+    (as bin/start runs it: the demo's worker polls 17 regions every 5 s)."""
+    port = _free_port()
+    log = tmp_path / "simulator.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "ingestion.simulator",
+        "--port",
+        str(port),
+        "--walk-interval",
+        "0",
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*argv, *(["--quiet"] if quiet else [])], stderr=out, cwd=settings.BASE_DIR
+        )
+        try:
+            wait_for(lambda: b"NEMC simulator:" in log.read_bytes(), "the simulator to start")
+            with contextlib.suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/B552657/nothing-here", timeout=5)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+    request_lines = [line for line in log.read_text().splitlines() if "nothing-here" in line]
+    assert len(request_lines) == (0 if quiet else 1)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -24,6 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--walk-interval", type=float, default=5.0, help="seconds; 0 disables")
     parser.add_argument("--change-fraction", type=float, default=0.1)
     parser.add_argument("--service-key", default=DEFAULT_SERVICE_KEY)
+    parser.add_argument(
+        "--quiet", action="store_true", help="no line per request (bin/start: 17 every 5 s)"
+    )
     args = parser.parse_args(argv)
     try:
         simulator = Simulator(
@@ -31,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
-    server = SimulatorServer((args.host, args.port), simulator)
+    server = SimulatorServer((args.host, args.port), simulator, quiet=args.quiet)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     simulator.start()
