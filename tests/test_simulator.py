@@ -2,7 +2,6 @@
 
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from ingestion.simulator import (
     render_page,
     running_simulator,
 )
+from tests.conftest import _free_port
 from tests.polling import wait_for
 
 KEY = "sim+key/with=chars"  # needs URL-encoding, like the portal's real keys
@@ -612,9 +612,3 @@ def test_the_command_logs_each_request_unless_quiet(quiet: bool, tmp_path: Path)
             process.wait(timeout=10)
     request_lines = [line for line in log.read_text().splitlines() if "nothing-here" in line]
     assert len(request_lines) == (0 if quiet else 1)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -34,5 +34,4 @@ def log_access(protocol: str, action: str, details: dict[str, Any]) -> None:
         )
     elif protocol == "websocket" and action in _WEBSOCKET:
         word, level = _WEBSOCKET[action]
-        if logger.isEnabledFor(level):
-            logger.log(level, '%s "%s %s"', client, word, details.get("path"))
+        logger.log(level, '%s "%s %s"', client, word, details.get("path"))
