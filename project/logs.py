@@ -4,9 +4,10 @@ and the request id they carry (``RequestIdMiddleware``).
 A JSON line has ``time`` (UTC, ISO 8601 with milliseconds), ``level``, ``logger`` and
 ``message``, then, where known, ``request_id`` (the HTTP request's, ``RequestIdMiddleware``),
 ``user_id`` (the API request's or the websocket's authenticated user) and ``stream`` (a line
-about one stream passes it as ``extra={"stream": …}``), and ``exc`` (a traceback). Both formats
-blank what must never be logged: tokens in URLs (``token=``), bearer tokens and anything shaped
-like a JWT, and the upstream's ``serviceKey``.
+about one stream passes it as ``extra={"stream": …}``), ``task`` and ``task_id`` (a line
+written while a Celery task runs), and ``exc`` (a traceback). Both formats blank what must
+never be logged: tokens in URLs (``token=``), bearer tokens and anything shaped like a JWT, and
+the upstream's ``serviceKey``.
 """
 
 import json
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from celery import current_task
 from django.http import HttpRequest, HttpResponseBase
 
 from domain.log_context import REQUEST_ID, USER_ID
@@ -63,6 +65,9 @@ class JsonLines(logging.Formatter):
             "stream": getattr(record, "stream", None),
         }
         line.update((key, value) for key, value in context.items() if value is not None)
+        if current_task:  # a proxy: false outside a task (and outside a worker)
+            line["task"] = current_task.name
+            line["task_id"] = current_task.request.id
         if record.exc_info:
             line["exc"] = redacted(self.formatException(record.exc_info))
         return json.dumps(line, ensure_ascii=False)

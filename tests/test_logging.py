@@ -10,12 +10,15 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import websockets
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
 
@@ -23,11 +26,14 @@ from domain.api.security import access_token_auth
 from domain.log_context import REQUEST_ID, USER_ID
 from domain.models import User
 from domain.services.tokens import access_token_issue
+from domain.tasks import sweep_reservations
+from ingestion.tasks import poll_region_beds
 from project.logs import JsonLines, PlainLines, RequestIdMiddleware
-from tests.conftest import run_server
+from tests.conftest import run_celery_worker, run_redis, run_server, server_env
 from tests.polling import wait_for
 
 TASK_LINE = "Task %s[%s] %s"
+PLAIN_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ \S+ ")
 
 
 @pytest.mark.parametrize("logger_name", ["celery.app.trace", "celery.worker.strategy"])
@@ -213,3 +219,118 @@ def test_a_server_with_log_format_json_writes_only_json_lines_and_no_token(
     access = [line for line in lines if line["logger"] == "weer.access"]
     assert [line["message"].split('"')[1] for line in access] == ["GET /healthz?token=[redacted]"]
     assert JWT_LIKE not in server.output()
+
+
+# -- Celery's worker and beat (project/celery.py) --------------------------------------------
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+@contextlib.contextmanager
+def _poll_lock(region: str) -> Iterator[None]:
+    """Hold the lock of ``region``'s beds poll, so a poll queued now logs, inside its task,
+    that it skipped (ingestion.tasks), and touches neither the upstream nor the database."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    lock = client.lock(f"{settings.REDIS_KEY_PREFIX}lock:beds:{region}", timeout=60)
+    assert lock.acquire(blocking=False)
+    try:
+        yield
+    finally:
+        lock.release()
+        client.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_celery_worker_with_log_format_json_writes_only_json_lines(tmp_path: Path) -> None:
+    """A real worker as deployed (prefork, no -q): its start-up, a task's own line (with the
+    task's name and id), Celery's lines about a task and its warm shutdown are all JSON; the
+    routine polls' received/succeeded lines stay filtered out."""
+    log = tmp_path / "worker.log"
+    with (
+        _poll_lock("11"),
+        run_celery_worker(tmp_path, None, "-P", "prefork", "-c", "1", LOG_FORMAT="json"),
+    ):
+        poll_region_beds.delay("11")
+        sweep_reservations.delay()
+        wait_for(
+            lambda: (
+                "previous poll still running" in log.read_text()
+                and "reservations.sweep" in log.read_text()
+                and " succeeded in " in log.read_text()
+            ),
+            "the poll's own line and the sweep's success in the worker's log",
+        )
+    lines = [json.loads(line) for line in _lines(log.read_text())]  # fails on any other line
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    skipped = [line for line in lines if "previous poll still running" in line["message"]]
+    assert [(line["logger"], line["task"]) for line in skipped] == [
+        ("ingestion.tasks", "ingestion.poll_region_beds")
+    ]
+    assert re.fullmatch(r"[0-9a-f-]{36}", skipped[0]["task_id"])
+    succeeded = [line for line in lines if " succeeded in " in line["message"]]
+    assert [line.get("task") for line in succeeded] == ["reservations.sweep"]
+    assert not [line for line in lines if "poll_region_beds[" in line["message"]]  # routine
+    messages = [line["message"] for line in lines]
+    assert any(message.endswith(" ready.") for message in messages)
+    assert "worker: Warm shutdown (SIGTERM)" in messages
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_celery_worker_in_the_plain_format_keeps_it_and_its_filter(tmp_path: Path) -> None:
+    """The same worker with the default format: Django's plain lines (not Celery's own
+    format), the routine polls' task lines filtered, other tasks' kept."""
+    log = tmp_path / "worker.log"
+    with _poll_lock("11"), run_celery_worker(tmp_path, None, LOG_FORMAT="plain"):
+        poll_region_beds.delay("11")
+        sweep_reservations.delay()
+        wait_for(
+            lambda: (
+                "previous poll still running" in log.read_text()
+                and " succeeded in " in log.read_text()
+            ),
+            "the poll's own line and the sweep's success in the worker's log",
+        )
+    logged = [line for line in _lines(log.read_text()) if PLAIN_LINE.match(line)]
+    assert any(
+        " INFO ingestion.tasks beds:11: previous poll still running; skipped" in line
+        for line in logged
+    )
+    assert any(" INFO celery.app.trace Task reservations.sweep[" in line for line in logged)
+    assert not [line for line in logged if "poll_region_beds[" in line]
+    assert not [line for line in _lines(log.read_text()) if line.startswith("[20")]  # Celery's
+
+
+def test_celery_beat_with_log_format_json_and_quiet_writes_only_json_lines(
+    tmp_path: Path,
+) -> None:
+    """A real beat, started with -q as under LOG_FORMAT=json (it prints its banner before any
+    hook): every line is JSON, a task it sends is logged, the routine relay's are not."""
+    log = tmp_path / "beat.log"
+    argv = [sys.executable, "-m", "celery", "-A", "project", "-q", "beat", "-l", "INFO"]
+    with run_redis(tmp_path) as broker, log.open("wb") as out:  # its tasks go nowhere shared
+        beat = subprocess.Popen(
+            [*argv, "-s", str(tmp_path / "beat-schedule")],
+            env={
+                **server_env(),
+                "REDIS_URL": broker.url,
+                "LOG_FORMAT": "json",
+                "RESERVATION_SWEEP_SECONDS": "0.5",
+            },
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=settings.BASE_DIR,
+        )
+        try:
+            wait_for(
+                lambda: "Sending due task sweep-reservations" in log.read_text(),
+                "beat to send the sweep",
+            )
+        finally:
+            beat.terminate()
+            beat.wait(timeout=20)
+    lines = [json.loads(line) for line in _lines(log.read_text())]
+    messages = [(line["logger"], line["message"]) for line in lines]
+    assert ("celery.beat", "beat: Starting...") in messages
+    assert not [m for m in messages if "relay-outbox" in m[1]]
