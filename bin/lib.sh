@@ -105,6 +105,7 @@ demo_settings() {  # the environment bin/start runs the system with (tests/test_
   # Django's debug mode, whose error pages show the settings to whoever sends a bad request.
   export DEMO=true DEBUG=false
   export WEB_BIND="${WEB_BIND:-127.0.0.1}"  # the web server: loopback unless told otherwise
+  export WEB_DRAIN_SECONDS="${WEB_DRAIN_SECONDS:-1}"  # Ctrl-C: honcho kills what is left after 5 s
   if [ -z "${UPSTREAM_BASE_URL:-}" ]; then
     # Polling the bundled simulator, which has no quota: poll often so changes show at once.
     export UPSTREAM_SERVICE_KEY="${UPSTREAM_SERVICE_KEY:-simulator-key}"

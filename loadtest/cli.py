@@ -5,8 +5,10 @@ subscribes them, drives events, and measures what every client received: connect
 failures, delivery latency from the event's ``ts``, per-event completion (until the last client
 has it), deliveries per second, lost events (seq gaps, including events never received) and
 duplicates — and optionally a reconnect storm, where a share of the clients drop at once and
-resume with ``since``. Prints progress and a report, writes the report as JSON, and exits 1 when
-a threshold (``--max-p99-ms``, ``--max-lost``, …) is missed.
+resume with ``since``. Clients closed with 1012 (a server process draining: a rolling deploy
+during the run) reconnect after a random delay and resume with ``since``, as tablets do.
+Prints progress and a report, writes the report as JSON, and exits 1 when a threshold
+(``--max-p99-ms``, ``--max-lost``, …) is missed or a client failed to resume.
 
 Events are driven through the real path by default (``--drive simulator``: exact values are set
 on the upstream simulator's control API and the deployment's own ingestion picks them up, so
@@ -164,6 +166,11 @@ def _failed_thresholds(report: dict[str, Any], options: argparse.Namespace) -> l
     storm = report["reconnect_storm"]
     if storm and storm["resume_failures"]:
         problems.append(f"{storm['resume_failures']} clients failed to resume")
+    if report["service_restarts"]["failures"]:
+        problems.append(
+            f"{report['service_restarts']['failures']} clients failed to resume after a "
+            "service restart (1012)"
+        )
     return problems
 
 

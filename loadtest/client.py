@@ -11,6 +11,7 @@ clients) use the ``websockets`` library's helpers; only the server → client fr
 
 import asyncio
 import json
+import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import cast
@@ -25,6 +26,22 @@ _OPEN_TIMEOUT = 30.0
 _CLOSE_TIMEOUT = 10.0
 _NO_STATUS = 1005
 _ABNORMAL = 1006
+# The server process is draining (a deploy, a restart): it closes its sockets one by one over
+# its drain window, and clients come back after a random delay and resume (docs/protocol.md §6).
+SERVICE_RESTART = 1012
+# docs/protocol.md §6, "Reconnecting": the bound of the random delay before a reconnect starts
+# here and doubles with each failed attempt, up to the maximum.
+RECONNECT_FIRST_BOUND = 0.5
+RECONNECT_MAX_BOUND = 30.0
+
+
+_JITTER = random.Random()  # noqa: S311 - jitter, not a secret
+
+
+def reconnect_delay(attempt: int, rng: random.Random = _JITTER) -> float:
+    """Seconds to wait before reconnect ``attempt`` (0 after a connection that worked, +1 for
+    each one that failed since): full jitter, uniform in [0, min(30, 0.5 × 2^attempt))."""
+    return rng.random() * min(RECONNECT_MAX_BOUND, RECONNECT_FIRST_BOUND * 2.0 ** min(attempt, 16))
 
 
 class HandshakeError(Exception):

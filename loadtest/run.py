@@ -6,7 +6,8 @@ the controller drives ``rate × duration`` events (optionally dropping a share o
 mid-run: the reconnect storm) and then asks every process for what its clients saw. The
 report: connect time and failures, delivery latency from each event's ``ts``, per-event
 completion (until the last client has it), deliveries per second, lost events (seq gaps,
-including events never received), duplicates, the storm's resume figures and the CPU used.
+including events never received), duplicates, the storm's resume figures, the resumes after
+server processes restarted (1012: a rolling deploy during the run) and the CPU used.
 """
 
 import argparse
@@ -190,6 +191,7 @@ def _report(
     for r in reports:
         for code, n in r["closed_by_server"].items():
             closed[code] = closed.get(code, 0) + n
+    restart_ms = sorted(1000 * x for r in reports for x in r["restart_seconds"])
     return {
         "clients": options.clients,
         "processes": options.processes,
@@ -221,6 +223,14 @@ def _report(
         },
         "closed_by_server": closed,
         "reconnect_storm": driven.storm or None,
+        # Closes with 1012 (a server process draining) and the resumes after them, each timed
+        # from the close to its `subscribed` (the random delay before the reconnect included).
+        "service_restarts": {
+            "closed": sum(r["restarts"] for r in reports),
+            "resumed": sum(r["restart_resumed"] for r in reports),
+            "failures": sum(r["restart_failures"] for r in reports),
+            "resume_ms": distribution(restart_ms),
+        },
         "cpu_seconds": {  # while events were sent (CPU seconds, not wall time)
             "clients": round(sum(r["cpu_seconds"] for r in reports), 2),
             "server": round(server_cpu, 2) if options.server_pids else None,

@@ -7,6 +7,13 @@ clients at once, resumes them with ``since`` and answers ``("stormed", resumed, 
 seconds)``; on ``("finish", last_seq)`` it waits up to ``LOST_WAIT_SECONDS`` for stragglers,
 answers ``("report", <WorkerReport as a dict>)`` and closes its sockets. A client that fails
 to connect or subscribe is counted, never raised.
+
+A client the server closes with 1012 (service restart: a server process draining, as in a
+rolling deploy) comes back as docs/protocol.md §6 says: after a random delay (full jitter,
+``loadtest.client.reconnect_delay``), retried with a growing bound if the reconnect fails, it
+subscribes with ``since`` and the replay fills in what it missed; the report counts those
+closes, resumes and failures and how long each resume took. Any other close by the server is
+counted by code and not resumed: what that client misses counts as lost.
 """
 
 import asyncio
@@ -20,10 +27,11 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from loadtest.client import StreamClient
+from loadtest.client import SERVICE_RESTART, StreamClient, reconnect_delay
 from realtime.serving.gctuning import tune_for_many_connections
 
 LOST_WAIT_SECONDS = 10.0  # after the last event, how long clients may take before misses count
+RESTART_ATTEMPTS = 10  # reconnects after a 1012 before the client counts as not resumed
 _ENVELOPE = re.compile(
     rb'\{"type":"[^"]*","stream":(?P<stream>"[^"]*"),"seq":(?P<seq>\d+),"ts":(?P<ts>\d+),'
 )
@@ -45,6 +53,12 @@ class WorkerReport:
     resume_failures: int = 0
     resume_seconds: float = 0.0
     closed_by_server: dict[str, int] = field(default_factory=dict)
+    # Closes with 1012 (service restart), the clients that resumed after one, those that could
+    # not within RESTART_ATTEMPTS, and each resume's time from the close to its `subscribed`.
+    restarts: int = 0
+    restart_resumed: int = 0
+    restart_failures: int = 0
+    restart_seconds: list[float] = field(default_factory=list)
     cpu_seconds: float = 0.0  # this process's CPU from connected to finished
     # Payload bytes each subscription with a snapshot received (subscribed + snapshot).
     subscribe_bytes: list[int] = field(default_factory=list)
@@ -93,6 +107,14 @@ class _Client:
             key = str(code.result())
             self.report.closed_by_server[key] = self.report.closed_by_server.get(key, 0) + 1
 
+    def resume_point(self) -> int:
+        """The ``since`` to resume with: the last event received, else the ``subscribed``
+        seq of the first subscription (the state its snapshot gave)."""
+        if self.last is not None:
+            return self.last
+        assert self.first is not None, "resumed before it ever subscribed"  # noqa: S101
+        return self.first - 1
+
     def missing(self, last_seq: int) -> int:
         """Events this client should have received (from its first to ``last_seq``) but
         never did."""
@@ -117,6 +139,7 @@ class _Worker:
         stream = json.dumps(self._stream).encode()
         self._clients = [_Client(i, self.report, stream) for i in range(len(tokens))]
         self._live: list[_Client] = []
+        self._restarting: set[asyncio.Task[None]] = set()
         self._cpu_at_ready = 0.0
 
     async def serve(self) -> None:
@@ -154,7 +177,30 @@ class _Worker:
                 return False
             socket.stream_to(client.receive)
             socket.closed.add_done_callback(client.on_closed)
+            socket.closed.add_done_callback(lambda closed: self._after_close(client, closed))
             return True
+
+    def _after_close(self, client: _Client, closed: "asyncio.Future[int]") -> None:
+        """A server process that restarts (1012) gets its clients back elsewhere."""
+        if not client.done and closed.result() == SERVICE_RESTART:
+            task = asyncio.ensure_future(self._restart(client))
+            self._restarting.add(task)
+            task.add_done_callback(self._restarting.discard)
+
+    async def _restart(self, client: _Client) -> None:
+        """Reconnect after a random delay and resume, as docs/protocol.md §6 says."""
+        report = self.report
+        report.restarts += 1
+        closed_at = time.monotonic()
+        for attempt in range(RESTART_ATTEMPTS):
+            await asyncio.sleep(reconnect_delay(attempt))
+            if client.done:
+                return
+            if await self._connect(client, client.resume_point()):
+                report.restart_resumed += 1
+                report.restart_seconds.append(time.monotonic() - closed_at)
+                return
+        report.restart_failures += 1
 
     async def _subscribe(self, client: _Client, socket: StreamClient, since: int | None) -> None:
         message: dict[str, Any] = {"type": "subscribe", "streams": [self._stream]}
@@ -190,17 +236,21 @@ class _Worker:
 
     async def _resume(self, client: _Client) -> bool:
         client.done = False
-        return await self._connect(client, client.last if client.last is not None else 0)
+        return await self._connect(client, client.resume_point())
 
     async def _finish(self, last_seq: int) -> None:
         deadline = time.monotonic() + LOST_WAIT_SECONDS
-        while time.monotonic() < deadline and any(  # noqa: ASYNC110 - bounded straggler wait
-            (c.last or 0) < last_seq for c in self._live if c.socket and c.socket.is_open
+        while time.monotonic() < deadline and (  # noqa: ASYNC110 - bounded straggler wait
+            self._restarting
+            or any((c.last or 0) < last_seq for c in self._live if c.socket and c.socket.is_open)
         ):
             await asyncio.sleep(0.1)
         for client in self._live:
             client.done = True
             self.report.lost += client.missing(last_seq)
+        for task in list(self._restarting):  # not back within the wait: counted as not resumed
+            task.cancel()
+            self.report.restart_failures += 1
         self.report.cpu_seconds = time.process_time() - self._cpu_at_ready
         self._pipe.send(
             ("report", asdict(self.report))

@@ -1,9 +1,13 @@
-"""Liveness (the process answers) and readiness (it can reach MariaDB and Redis)."""
+"""Liveness (the process answers) and readiness (it can reach MariaDB and Redis, and is not
+draining: ``realtime.serving.drain``)."""
 
 import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.utils.log import log_response
+
+from realtime.serving.drain import draining
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -11,6 +15,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
+    if draining():  # after SIGTERM: send nothing new here, whatever the checks would say
+        response = JsonResponse({"status": "draining"}, status=503)
+        # A drain is routine: logged at DEBUG (the access log has the request), not as the
+        # ERROR Django logs every other 5xx at (log_response marks it logged).
+        log_response(
+            "Draining: %s", request.path, response=response, request=request, level="debug"
+        )
+        return response
     checks: dict[str, str] = {}
     try:
         with connection.cursor() as cursor:

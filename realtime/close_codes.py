@@ -17,6 +17,11 @@ GOING_AWAY = 1001  # the server is shutting down: reconnect and resume
 INVALID_PAYLOAD = 1007
 MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011  # sent by daphne when a consumer raises (a bug): reconnect and resume
+# Service restart: the server process is draining (SIGTERM: a deploy or a restart) and closes
+# its sockets one by one over WEB_DRAIN_SECONDS: reconnect after a random delay and resume.
+# Sent by the server's drain itself (realtime.serving.server), through autobahn's close frame
+# call that takes any code, since autobahn's sendClose allows only 1000 and 3000-4999.
+SERVICE_RESTART = 1012
 BAD_REQUEST = 4400  # the connect's query string asks for something the server does not do
 UNAUTHENTICATED = 4401  # no, bad or expired token: refresh it, reconnect and resume
 FORBIDDEN = 4403  # the account is not active: do not reconnect
@@ -26,8 +31,8 @@ TOO_MANY_ERRORS = 4429  # too many invalid messages in a short time
 # reconnect after a backoff, as for too many errors.
 RATE_LIMITED = TOO_MANY_ERRORS
 # The server cannot reach its database: reconnect with backoff and resume. Not the standard
-# 1013 ("try again later"): autobahn, under daphne, sends only 1000 and 3000-4999, and 4503
-# reads like its HTTP twin as 4401 and 4403 do.
+# 1013 ("try again later"): a consumer's close goes through autobahn's sendClose, which sends
+# only 1000 and 3000-4999, and 4503 reads like its HTTP twin as 4401 and 4403 do.
 TRY_AGAIN_LATER = 4503
 
 

@@ -199,6 +199,8 @@ def server_env() -> dict[str, str]:
         "REDIS_URL": settings.REDIS_URL,
         "DEBUG": "false",
         "METRICS_TOKEN": settings.METRICS_TOKEN,
+        # Stopped servers close their sockets at once (tests of the drain set their own).
+        "WEB_DRAIN_SECONDS": "0",
     }
 
 

@@ -38,7 +38,10 @@
  * - anything else (1000, 1001, 1006, 1012, 4408, 4429, …): RECONNECTING, then a reconnect after
  *   a full-jitter backoff, `random() * min(maxMs, initialMs * factor ** attempt)`, where
  *   `attempt` counts the reconnects since the last connection that worked (one on which the
- *   server sent anything but an `error`).
+ *   server sent anything but an `error`). 1012 (service restart) is a server process draining:
+ *   it closes its sockets one by one over its drain window, so the first attempt's jitter,
+ *   [0, initialMs), is all the spreading a crowd needs; the resume with `since` replays what
+ *   the socket missed.
  * - a binary frame that does not inflate to JSON: the socket is closed and replaced as after a
  *   1006 (the frames after it are dropped), and later sockets ask for text snapshots. Losing a
  *   snapshot is not harmless as a lost event is (the next event shows a gap): a stream that had

@@ -612,6 +612,29 @@ for (const code of [1000, 1001, 1006, 1012, 4408, 4429]) {
   });
 }
 
+test("1012 (a server draining): a crowd closed together comes back spread over the first bound, each resuming with since", () => {
+  const crowd = Array.from({ length: 50 }, (_, i) => live({ random: seededRandom(SEED + i) }));
+  for (const { socket } of crowd) {
+    socket().receive(event(101));
+    socket().serverClose(1012);
+  }
+  const delays = crowd.map(({ clock }) => /** @type {number} */ (clock.nextDelay()));
+  assert.ok(delays.every((d) => d >= 0 && d < BACKOFF.initialMs), "within the first bound");
+  assert.equal(new Set(delays).size, delays.length, "no two alike");
+  const sorted = [...delays].sort((a, b) => a - b);
+  assert.ok(sorted[0] < 0.1 * BACKOFF.initialMs && sorted.at(-1) > 0.9 * BACKOFF.initialMs, "spread over it");
+  for (const { conn, clock, socket, sockets, sub } of crowd) {
+    clock.advance(/** @type {number} */ (clock.nextDelay()));
+    assert.equal(sockets.length, 2);
+    socket().open();
+    assert.deepEqual(socket().sent, [{ type: "subscribe", streams: [STREAM], since: { [STREAM]: 101 } }]);
+    socket().receive(subscribed(103), event(102), event(103));
+    assert.deepEqual(sub.events(), [101, 102, 103]);
+    assert.equal(sub.calls.filter((c) => c[0] === "snapshot").length, 1, "the initial one only");
+    assert.equal(conn.status, Status.LIVE);
+  }
+});
+
 test("each reconnect delay is random() times its attempt's bound (full jitter)", () => {
   const { clock, socket, sockets } = live();
   socket().serverClose(1006);

@@ -2,15 +2,22 @@
 (``realtime.serving.inbox``). Used through daphne's own extension point,
 ``CommandLineInterface.server_class``; ``weer-serve`` runs this instead of plain ``daphne``.
 Its access log is Python logging (``realtime.serving.access_log``). It also tunes the garbage
-collector for many connections (``realtime.serving.gctuning``), and
+collector for many connections (``realtime.serving.gctuning``),
 makes autobahn close a websocket that breaks the protocol with a close frame saying why
-(``WEBSOCKET_OPTIONS``) instead of resetting its TCP connection.
+(``WEBSOCKET_OPTIONS``) instead of resetting its TCP connection, and drains on SIGTERM
+(``realtime.serving.drain``) instead of dropping every connection at once; it exits 0 only
+after a drain or a SIGINT (1 when it cannot listen), which is how ``weer-serve`` tells a
+process stopped on purpose from one that died.
 
 ``create_application`` is a copy of daphne's (4.2.3, pinned in ``constraints.txt``) with one
 line changed; a test fails when the installed daphne's no longer matches it.
 """
 
 import asyncio
+import os
+import signal
+import socket
+import sys
 import types
 from functools import partial
 from typing import Any, ClassVar
@@ -19,7 +26,10 @@ import autobahn.websocket.protocol
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
+from django.conf import settings
+from twisted.internet import reactor
 
+from realtime.serving import drain
 from realtime.serving.access_log import log_access
 from realtime.serving.gctuning import tune_for_many_connections
 from realtime.serving.inbox import Inbox
@@ -64,7 +74,21 @@ class WeerWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]
         super()._connectionMade()
 
 
+def listen_when_ready(fd: int) -> None:
+    """Listen on the socket weer-serve handed over, now that the application is loaded: a
+    replacement's comes only bound (``serve.bound_socket``), and the kernel's ``SO_REUSEPORT``
+    group gives it its share of new connections from now on. (On one listening already, this
+    only sets the backlog again.)"""
+    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        sock.listen(drain.LISTEN_BACKLOG)
+    finally:
+        sock.close()
+
+
 class WeerServer(Server):  # type: ignore[misc]
+    exit_status = 0  # the process's, once the reactor has stopped
+
     def log_action(self, protocol: str, action: str, details: dict[str, Any]) -> None:
         """The access log as Python logging (``realtime.serving.access_log``), whatever
         daphne's ``--access-log`` says."""
@@ -72,7 +96,82 @@ class WeerServer(Server):  # type: ignore[misc]
 
     def run(self) -> None:
         tune_for_many_connections()  # the application is imported by now
+        for description in self.endpoints:
+            if description.startswith("fd:fileno="):  # daphne --fd, as weer-serve runs it
+                listen_when_ready(int(description.removeprefix("fd:fileno=").split(":")[0]))
+        self._ports: list[Any] = []
+        self._drain: asyncio.Future[None] | None = None
+        # After startup, when Twisted has set its own handlers (SIGTERM: stop at once).
+        reactor.callWhenRunning(self._drain_on_sigterm)
         super().run()
+
+    def listen_success(self, port: Any) -> None:
+        self._ports.append(port)  # to stop listening when draining
+        super().listen_success(port)
+
+    def listen_error(self, failure: Any) -> None:
+        """daphne stops, and would exit 0 like a drained process: exit 1, a failure."""
+        WeerServer.exit_status = 1
+        super().listen_error(failure)
+
+    def _drain_on_sigterm(self) -> None:
+        def on_sigterm(_signum: int, _frame: object) -> None:
+            reactor.callFromThread(self.start_drain)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        if drain.requested():  # SIGTERM came while the process was starting
+            self.start_drain()
+
+    def start_drain(self) -> None:
+        """Stop accepting and close every websocket with 1012 over ``WEB_DRAIN_SECONDS``,
+        then stop (``realtime.serving.drain``). Once only: a second SIGTERM changes nothing."""
+        if self._drain is not None:
+            drain.logger.info("SIGTERM again: already draining")
+            return
+        # Imported here: close_codes needs Django's apps, loaded with the application.
+        from realtime.close_codes import SERVICE_RESTART
+
+        def close(protocol: Any) -> None:
+            # autobahn's sendClose lets applications send only 1000 and 3000-4999; its
+            # sendCloseFrame, which its own protocol failures and daphne's 1011 use, sends
+            # any code, and 1012 is registered (IANA, RFC 6455 section 7.4) and standard.
+            protocol.sendCloseFrame(code=SERVICE_RESTART, reasonUtf8=b"service restart")
+
+        drain.tell_supervisor()  # weer-serve starts a new process in this one's place
+        for port in self._ports:
+            port.stopListening()
+        self._drain = asyncio.ensure_future(
+            drain.Drain(
+                window=settings.WEB_DRAIN_SECONDS,
+                open_sockets=self._open_websockets,
+                close=close,
+                busy=self._busy,
+                stop=self.stop,
+            ).run()
+        )
+
+    def _open_websockets(self) -> list[Any]:
+        """Open websockets, oldest first (the order daphne registered them)."""
+        return [
+            protocol
+            for protocol, details in self.connections.items()
+            if isinstance(protocol, WebSocketProtocol)
+            and protocol.state == WebSocketProtocol.STATE_OPEN
+            and "disconnected" not in details
+        ]
+
+    def _busy(self) -> bool:
+        """Whether a connection daphne tracks is not over: a websocket not yet closed (open,
+        closing or still in its handshake), an HTTP request not yet answered (an idle
+        keep-alive connection has none), or the application of either not yet finished (a
+        consumer leaving its streams)."""
+        for details in self.connections.values():
+            if "disconnected" not in details:
+                return True
+            application = details.get("application_instance")
+            if application is not None and not application.done():
+                return True
+        return False
 
     @property
     def ws_factory(self) -> Any:
@@ -107,4 +206,8 @@ class WeerCommandLine(CommandLineInterface):  # type: ignore[misc]
 
 
 if __name__ == "__main__":
+    # Until the reactor runs, Python's default would end the process with -SIGTERM (a death,
+    # to weer-serve): note it instead, and drain (nothing yet) once running.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: drain.request())
     WeerCommandLine.entrypoint()
+    sys.exit(WeerServer.exit_status)
