@@ -22,7 +22,7 @@ class TurnPipeline:
     Each call gets its own reply or its own error; when the pipeline as a whole fails (Redis
     unreachable, a timeout) every call of the turn raises that error."""
 
-    def __init__(self, client: "redis.asyncio.Redis") -> None:
+    def __init__(self, client: "redis.asyncio.Redis | redis.asyncio.RedisCluster") -> None:
         self._client = client
         self._queued: list[_Call] = []
         self._sending: set[asyncio.Task[None]] = set()

@@ -71,7 +71,7 @@ _registry = CollectorRegistry(auto_describe=False)
 _registry.register(
     _Sources(
         {
-            "realtime": RedisMetricsCollector(settings.REDIS_URL),
+            "realtime": RedisMetricsCollector(settings.REDIS_URL, settings.REALTIME_REDIS_URL),
             "ingestion": IngestionMetricsCollector(settings.REDIS_URL),
             "ingestion_regions": RegionDataCollector(),
             "outbox": OutboxMetricsCollector(),

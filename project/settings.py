@@ -62,6 +62,10 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 _REDIS_DB = (urlsplit(REDIS_URL).path.strip("/") or "0").split("/")[0]
 REDIS_NAMESPACE = env.str("REDIS_NAMESPACE", default=f"db{_REDIS_DB}")
 REDIS_KEY_PREFIX = f"weer:{REDIS_NAMESPACE}:"
+# The realtime engine: the Redis of the streams' counters, history and live channels, or a Redis
+# Cluster (redis+cluster://host:port[,host:port...]): realtime.engine. Celery, locks, rate
+# limits and metrics stay on REDIS_URL.
+REALTIME_REDIS_URL = env.str("REALTIME_REDIS_URL", default=REDIS_URL)
 
 # What delivers the events domain services publish after commit (domain.events): the one
 # publishing path. Named here, so that the domain package never imports the realtime one.

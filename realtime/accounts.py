@@ -166,7 +166,7 @@ class AccountWatcher:
         while True:
             try:
                 member = await self._hub.join(ACCOUNTS, self, counted=False)
-                head = await stream_head(self._hub.redis, ACCOUNTS)
+                head = await stream_head(self._hub.streams, ACCOUNTS)
                 await self._hub.go_live(ACCOUNTS, member, head)
                 return
             except (RedisError, TimeoutError) as exc:

@@ -1,8 +1,9 @@
 """The per-process hub: one Redis pub/sub subscription per stream this process has clients
 for, and a fan-out that writes each event's already-encoded frame to every local socket.
 
-Ordering and completeness are kept per stream, not per socket: events arrive on one pub/sub
-connection in publish order; an event whose seq is not the next one expected means pub/sub lost
+Ordering and completeness are kept per stream, not per socket: a stream's events arrive on one
+sharded pub/sub connection in publish order (``realtime.subscriptions``; one per master when the
+engine is a Redis Cluster); an event whose seq is not the next one expected means pub/sub lost
 something (a reconnect), and the hub fetches the missing ones from history before going on.
 When it cannot prove continuity that way — history no longer holds what is missing (Redis was
 restarted or flushed), or the seq went backwards (a counter reset, a replica that lagged, a
@@ -29,6 +30,7 @@ from domain.events import stream_parse
 from domain.redis_driver import DRIVER_INFO
 from domain.redis_turns import TurnPipeline
 from realtime.accounts import AccountWatcher
+from realtime.engine import async_engine
 from realtime.metrics import ProcessMetrics
 from realtime.publishing import (
     history_after,
@@ -39,6 +41,7 @@ from realtime.publishing import (
 )
 from realtime.sinks import Frame, Sink
 from realtime.snapshots import snapshot_frame
+from realtime.subscriptions import Subscriptions
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +87,10 @@ class Feed:
 
 
 class Hub:
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, engine_url: str | None = None) -> None:
+        """``redis_url``: the plain Redis of account status and process metrics;
+        ``engine_url``: the realtime engine of the streams (``realtime.engine``), by default the
+        same Redis."""
         self.redis = redis.asyncio.Redis.from_url(
             redis_url,
             max_connections=1000,
@@ -92,19 +98,30 @@ class Hub:
             socket_timeout=REDIS_TIMEOUT,
             socket_connect_timeout=REDIS_TIMEOUT,
         )
+        # The streams' seq counters, history and live channels.
+        self.streams: redis.asyncio.Redis | redis.asyncio.RedisCluster = (
+            self.redis
+            if engine_url in (None, redis_url)
+            else async_engine(
+                engine_url,
+                max_connections=1000,
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
+            )
+        )
         self.process_id = f"{socket.gethostname()}:{os.getpid()}"
         self.metrics = ProcessMetrics()
         self.accounts = AccountWatcher(self)
         self._feeds: dict[str, Feed] = {}
         # Stream heads read by sockets joining, a turn of the event loop at a time.
-        self.turns = TurnPipeline(self.redis)
-        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
-        # redis-py's PubSub opens its connection on the first command without a lock: two
-        # first subscribes at once would open two, and the confirmation on the one we do not
-        # read would never come. (Un)subscribing one at a time keeps to one connection.
-        self._pubsub_lock = asyncio.Lock()
+        self.turns = TurnPipeline(self.streams)
+        self._subscriptions = Subscriptions(
+            self.streams,
+            timeout=REDIS_TIMEOUT,
+            ping_after=PING_AFTER_SILENCE,
+            on_lost=self._lost,
+        )
         self._listener: asyncio.Task[None] | None = None
-        self._pubsub_down = False  # the pub/sub connection failed and is not back yet
         self._background: list[asyncio.Task[None]] = []
 
     # -- membership ------------------------------------------------------------------------
@@ -119,14 +136,13 @@ class Hub:
         as one (``ProcessMetrics.er_screens``) from this successful return until ``leave``
         removes the member, which happens once however the membership ends."""
         self._ensure_listening()
-        if self._pubsub_down:
+        if self._subscriptions.down(live_channel(stream)):
             raise redis.ConnectionError("Redis pub/sub is down; the hub is reconnecting")
         feed = self._feeds.get(stream)
         if feed is None:
             feed = self._feeds[stream] = Feed(stream)
             try:
-                async with self._pubsub_lock:
-                    await self._pubsub.subscribe(live_channel(stream))
+                await self._subscriptions.subscribe(live_channel(stream))
             except BaseException:
                 if self._feeds.get(stream) is feed and not feed:
                     del self._feeds[stream]
@@ -202,8 +218,7 @@ class Hub:
         for stream in idle:
             del self._feeds[stream]
         if idle:
-            async with self._pubsub_lock:
-                await self._pubsub.unsubscribe(*(live_channel(s) for s in idle))
+            await self._subscriptions.unsubscribe(*(live_channel(s) for s in idle))
 
     # -- fan-out ---------------------------------------------------------------------------
 
@@ -236,7 +251,7 @@ class Hub:
         log("stream %s: fetching %s..%s from history", feed.stream, after + 1, upto)
         while after < upto:
             try:
-                frames = await history_after(self.redis, feed.stream, after, upto)
+                frames = await history_after(self.streams, feed.stream, after, upto)
             except RedisError:  # the resync retries until Redis answers
                 logger.warning("stream %s: cannot read history", feed.stream, exc_info=True)
                 frames = None
@@ -269,7 +284,7 @@ class Hub:
         try:
             while True:
                 try:
-                    head = await stream_rebase(self.redis, feed.stream, feed.last_seq or 0)
+                    head = await stream_rebase(self.streams, feed.stream, feed.last_seq or 0)
                     snapshot = await snapshot_frame(stream, head, "resync", self.redis)
                     break
                 except Exception:
@@ -287,7 +302,7 @@ class Hub:
             feed.resynced = None
             done.set()
         # Events published while this ran were not delivered: history has them.
-        latest = await stream_head(self.redis, feed.stream)
+        latest = await stream_head(self.streams, feed.stream)
         if latest > head:
             await self._repair(feed, head, latest)
 
@@ -299,70 +314,39 @@ class Hub:
             self._spawn(self.metrics.report_forever(self))
 
     async def _listen(self) -> None:
-        """Read pub/sub forever. After a lost connection redis-py reconnects and subscribes
-        again on the next read; each confirmation then repairs that stream from history."""
-        backoff = 0.1
-        heard = time.monotonic()
-        pinged: float | None = None
+        """Fan out what the subscriptions bring, forever. After a lost connection redis-py
+        reconnects and subscribes again; each confirmation then repairs that stream from
+        history (``_subscribed``)."""
         while True:
             try:
-                if self._pubsub.connection is None or not self._pubsub.subscribed:
-                    await asyncio.sleep(0.05)
-                    continue
-                message = await self._pubsub.get_message(timeout=1.0)
-                backoff = 0.1
-                self._pubsub_down = False
-                now = time.monotonic()
-                if message is not None:
-                    heard, pinged = now, None
-                    await self._handle([message, *await self._more_messages()])
-                elif pinged is None and now - heard > PING_AFTER_SILENCE:
-                    await self._pubsub.ping()
-                    pinged = now
-                elif pinged is not None and now - pinged > REDIS_TIMEOUT:
-                    heard, pinged = now, None
-                    await self._give_up_connection()
+                messages = await self._subscriptions.get(wait=1.0, limit=MAX_BATCH)
+                if messages:
+                    await self._handle(messages)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                if not self._pubsub_down:
-                    logger.exception("hub: pub/sub failed; reconnecting")
-                self._pubsub_down = True
-                for feed in self._feeds.values():
-                    feed.ready.clear()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                logger.exception("hub: fanning out failed")
+                await asyncio.sleep(0.1)
 
-    async def _give_up_connection(self) -> None:
-        """Drop a pub/sub connection Redis no longer answers on (redis-py reconnects it)."""
-        if self._pubsub.connection is not None:
-            await self._pubsub.connection.disconnect()
-        raise redis.ConnectionError(f"Redis did not answer a ping within {REDIS_TIMEOUT} s")
-
-    async def _more_messages(self) -> list[dict[str, Any]]:
-        """What pub/sub has already delivered beyond the message in hand (without waiting), so
-        that a burst of events, as one ingestion poll publishes, goes out in one write per
-        socket instead of one per event."""
-        more: list[dict[str, Any]] = []
-        while len(more) < MAX_BATCH:
-            message = await self._pubsub.get_message(timeout=0)
-            if message is None:
-                break
-            more.append(message)
-        return more
+    def _lost(self, channels: list[str]) -> None:
+        """The pub/sub connection of ``channels`` failed: until it is back (and their streams
+        repaired), joins of their streams wait."""
+        for channel in channels:
+            if (feed := self._feeds.get(stream_of_channel(channel))) is not None:
+                feed.ready.clear()
 
     async def _handle(self, messages: list[dict[str, Any]]) -> None:
         runs: dict[Feed, list[tuple[int, Frame]]] = {}
         for message in messages:
-            if message["type"] not in ("subscribe", "message"):
-                continue  # a pong, an unsubscribe confirmation
+            if message["type"] not in ("ssubscribe", "smessage"):
+                continue  # a pong
             feed = self._feeds.get(stream_of_channel(message["channel"].decode()))
             if feed is None:
                 continue
-            if message["type"] == "subscribe":
+            if message["type"] == "ssubscribe":
                 self._deliver(feed, runs.pop(feed, []))
                 await self._subscribed(feed)
-            elif message["type"] == "message":
+            else:
                 raw_seq, _, payload = message["data"].partition(b" ")
                 await self._take(feed, int(raw_seq), payload, runs)
         for feed, run in runs.items():
@@ -398,7 +382,7 @@ class Hub:
         """This process's subscription to the feed's stream is (again) active."""
         try:
             try:
-                head = await stream_head(self.redis, feed.stream)
+                head = await stream_head(self.streams, feed.stream)
             except RedisError:  # the resync retries until Redis answers
                 logger.warning("stream %s: cannot read its seq", feed.stream, exc_info=True)
                 self._resync(feed, "its seq could not be read on (re)subscribing")
@@ -421,7 +405,9 @@ class Hub:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.accounts.close()
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py: untyped
+        await self._subscriptions.close()
+        if self.streams is not self.redis:
+            await self.streams.aclose()
         await self.redis.aclose()
 
     def _spawn(self, coroutine: Any) -> None:
@@ -448,5 +434,5 @@ def get_hub() -> Hub:
     loop_id = id(asyncio.get_running_loop())
     hub = _hubs.get(loop_id)
     if hub is None:
-        hub = _hubs[loop_id] = Hub(settings.REDIS_URL)
+        hub = _hubs[loop_id] = Hub(settings.REDIS_URL, settings.REALTIME_REDIS_URL)
     return hub

@@ -27,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from domain.events import METRICS, METRICS_SNAPSHOT
+from realtime.engine import sync_engine
 from realtime.presence import PresenceSection, er_screens_total
 from realtime.publishing import PUBLISHED_COUNTER, apublish_event
 
@@ -140,11 +141,11 @@ class ProcessMetrics:
                 return
             await client.pexpire(LEADER_KEY, ttl_ms)
         processes = await read_process_metrics(client)
-        published = int(await client.get(PUBLISHED_COUNTER) or 0)
+        published = int(await hub.streams.get(PUBLISHED_COUNTER) or 0)
         summary = aggregator.summarize(processes, published)
         summary.update(await aggregator.sections(client, processes))
         await client.set(LATEST_KEY, json.dumps(summary), px=ttl_ms)
-        await apublish_event(client, METRICS, METRICS_SNAPSHOT, summary)
+        await apublish_event(hub.streams, METRICS, METRICS_SNAPSHOT, summary)
 
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -245,8 +246,10 @@ class _Aggregator:
 class RedisMetricsCollector(Collector):
     """Prometheus collector reading every live process's figures from Redis at scrape time."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, engine_url: str | None = None) -> None:
         self._client = redis.Redis.from_url(redis_url, socket_timeout=2)
+        # The count of published events is kept by the publishing path, on the realtime engine.
+        self._engine = sync_engine(engine_url or redis_url, socket_timeout=2)
 
     def collect(self) -> Iterator[Metric]:
         keys = list(self._client.scan_iter(match=PROCESS_KEY_PREFIX + "*", count=1000))
@@ -312,7 +315,7 @@ class RedisMetricsCollector(Collector):
             for name, family in counters.items():
                 family.add_metric([process], figures.get(name, 0))
         published = CounterMetricFamily("weer_events_published", "Events published")
-        published.add_metric([], int(self._client.get(PUBLISHED_COUNTER) or 0))
+        published.add_metric([], int(self._engine.get(PUBLISHED_COUNTER) or 0))
         yield from (connections, subscriptions, resident, peak, adapters, er_screens)
         yield from counters.values()
         yield published

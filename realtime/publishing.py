@@ -3,7 +3,9 @@
 One Redis script, atomically per event: takes the stream's next sequence number, builds the
 wire frame around the data (serialized once, here), appends it to the stream's bounded
 history (a Redis Stream whose entry IDs are ``<seq>-0``), and publishes it to the stream's
-pub/sub channel, which every server process's hub listens to. Domain services do not call it
+sharded pub/sub channel (``SPUBLISH``), which every server process's hub listens to. The Redis
+is the realtime engine (``realtime.engine``): one Redis, or a Redis Cluster where each stream
+lives in the slot of its ``{stream}`` hash tag. Domain services do not call it
 directly: they hand their events to ``domain.events.events_publish_on_commit``, which writes them
 to the outbox in their transaction; the outbox relay (``domain.services.outbox``) hands them to
 ``publish_events`` (``settings.EVENTS_PUBLISHER``) once it commits, at least once, and the
@@ -22,31 +24,32 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import redis
-import redis.asyncio
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from domain.events import Event, stream_parse
-from domain.redis_driver import DRIVER_INFO
 from domain.redis_turns import TurnPipeline
+from realtime.engine import AsyncEngine, SyncEngine, engine_url, sync_engine
 
-# KEYS: seq, history, outbox ids. ARGV: channel, frame head, data JSON, history ms, history
-# maxlen, outbox id ("" for an event that has none). An outbox id already seen on the stream
-# is a redelivery by the relay: nothing is published again and the seq it got is returned.
+# KEYS: seq, history, outbox ids, live channel (all four with the stream's {hash tag}: one
+# cluster slot; the channel is a key so that a cluster routes and checks it like one). ARGV:
+# frame head, data JSON, history ms, history maxlen, outbox id ("" for an event that has none).
+# An outbox id already seen on the stream is a redelivery by the relay: nothing is published
+# again and the seq it got is returned.
 _PUBLISH = """
-if ARGV[6] ~= '' then
-  local seen = redis.call('ZSCORE', KEYS[3], ARGV[6])
+if ARGV[5] ~= '' then
+  local seen = redis.call('ZSCORE', KEYS[3], ARGV[5])
   if seen then return tonumber(seen) end
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', KEYS[1], now - 1, 'NX')
 local seq = redis.call('INCR', KEYS[1])
-local frame = ARGV[2] .. seq .. ',"ts":' .. now .. ',"data":' .. ARGV[3] .. '}'
+local frame = ARGV[1] .. seq .. ',"ts":' .. now .. ',"data":' .. ARGV[2] .. '}'
 local added = redis.pcall(
-  'XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'ts', now, 'f', frame)
+  'XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], seq .. '-0', 'ts', now, 'f', frame)
 if type(added) == 'table' and added.err then
   -- The counter is behind its own history (the two came back from different points in time):
   -- move it past the history's newest entry, so no number is used twice; hubs resync.
@@ -54,10 +57,10 @@ if type(added) == 'table' and added.err then
   local top = tonumber(string.match(newest[1][1], '^(%d+)'))
   redis.call('SET', KEYS[1], top + 1000)
   seq = redis.call('INCR', KEYS[1])
-  frame = ARGV[2] .. seq .. ',"ts":' .. now .. ',"data":' .. ARGV[3] .. '}'
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'ts', now, 'f', frame)
+  frame = ARGV[1] .. seq .. ',"ts":' .. now .. ',"data":' .. ARGV[2] .. '}'
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], seq .. '-0', 'ts', now, 'f', frame)
 end
-local cutoff = now - tonumber(ARGV[4])
+local cutoff = now - tonumber(ARGV[3])
 local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 if tonumber(first[1][2][2]) < cutoff then
   -- Expire by age, at most 100 entries per publish so no single call runs long.
@@ -68,12 +71,12 @@ if tonumber(first[1][2][2]) < cutoff then
   end
   redis.call('XTRIM', KEYS[2], 'MINID', keep_from)
 end
-redis.call('PUBLISH', ARGV[1], seq .. ' ' .. frame)
-if ARGV[6] ~= '' then
+redis.call('SPUBLISH', KEYS[4], seq .. ' ' .. frame)
+if ARGV[5] ~= '' then
   -- Remember it by seq; forget beyond the history's length, as history forgets the event.
-  redis.call('ZADD', KEYS[3], seq, ARGV[6])
-  if redis.call('ZCARD', KEYS[3]) > tonumber(ARGV[5]) then
-    redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[5]) - 1)
+  redis.call('ZADD', KEYS[3], seq, ARGV[5])
+  if redis.call('ZCARD', KEYS[3]) > tonumber(ARGV[4]) then
+    redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[4]) - 1)
   end
 end
 return seq
@@ -129,8 +132,8 @@ def encode_json(data: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Call:
-    keys: tuple[str, str, str]
-    args: tuple[str, str, str, int, int, str]
+    keys: tuple[str, str, str, str]
+    args: tuple[str, str, int, int, str]
 
 
 def _publish_call(
@@ -140,9 +143,8 @@ def _publish_call(
         raise ValueError(f"Not a stream: {stream!r}")
     head = f'{{"type":{encode_json(kind)},"stream":{encode_json(stream)},"seq":'
     return _Call(
-        keys=(seq_key(stream), history_key(stream), outbox_key(stream)),
+        keys=(seq_key(stream), history_key(stream), outbox_key(stream), live_channel(stream)),
         args=(
-            live_channel(stream),
             head,
             encode_json(data),
             settings.REALTIME_HISTORY_SECONDS * 1000,
@@ -152,24 +154,34 @@ def _publish_call(
     )
 
 
-_sync_client: redis.Redis | None = None
+_sync_clients: dict[str, SyncEngine] = {}  # by engine URL
 
 
-def _client() -> "redis.Redis":
-    global _sync_client
-    if _sync_client is None:
+def _client() -> SyncEngine:
+    url = engine_url()
+    client = _sync_clients.get(url)
+    if client is None:
         # Bounded waits: a Redis that stopped answering (a partition, a paused server) fails
         # the publish within seconds instead of holding a request or a task forever (the
         # outbox keeps the events). One immediate retry: a pooled connection that a Redis
         # restart closed is replaced at once.
-        _sync_client = redis.Redis.from_url(
-            settings.REDIS_URL,
+        client = _sync_clients[url] = sync_engine(
+            url,
             socket_timeout=2,
-            driver_info=DRIVER_INFO,
             socket_connect_timeout=2,
             retry=Retry(NoBackoff(), 1),
         )
-    return _sync_client
+    return client
+
+
+def _route(client: SyncEngine, call: _Call) -> dict[str, Any]:
+    """Where a cluster pipeline sends the call: its stream's master, from the slot map. Named
+    explicitly because redis-py 8.1's synchronous cluster pipeline (which has no ``eval``) would
+    otherwise ask its default node which keys each EVAL has (``COMMAND GETKEYS``): a round trip
+    per event, and none goes through while that node is down, even after a failover."""
+    if not isinstance(client, redis.RedisCluster):
+        return {}
+    return {"target_nodes": client.get_node_from_key(call.keys[0])}  # type: ignore[no-untyped-call]
 
 
 def publish_events(events: Sequence[Event]) -> list[int]:
@@ -185,9 +197,12 @@ def publish_events(events: Sequence[Event]) -> list[int]:
     calls = [_publish_call(e.stream, e.kind, e.data, e.outbox_id) for e in events]
     if not calls:
         return []
-    with _client().pipeline(transaction=False) as pipe:
+    client = _client()
+    with client.pipeline(transaction=False) as pipe:
         for call in calls:
-            pipe.eval(_PUBLISH, len(call.keys), *call.keys, *call.args)
+            pipe.execute_command(
+                "EVAL", _PUBLISH, len(call.keys), *call.keys, *call.args, **_route(client, call)
+            )
         pipe.incrby(PUBLISHED_COUNTER, len(calls))
         *seqs, _ = pipe.execute()
     return [int(seq) for seq in seqs]
@@ -199,7 +214,7 @@ def publish_event(stream: str, kind: str, data: Mapping[str, Any]) -> int:
 
 
 async def apublish_event(
-    client: "redis.asyncio.Redis", stream: str, kind: str, data: Mapping[str, Any]
+    client: AsyncEngine, stream: str, kind: str, data: Mapping[str, Any]
 ) -> int:
     """``publish_event`` for code already on the event loop (the server's own metrics)."""
     call = _publish_call(stream, kind, data)
@@ -210,13 +225,13 @@ async def apublish_event(
     return int(seq)
 
 
-async def stream_head(client: "redis.asyncio.Redis | TurnPipeline", stream: str) -> int:
+async def stream_head(client: "AsyncEngine | TurnPipeline", stream: str) -> int:
     """The stream's current sequence number (the seq of its latest event)."""
     return int(await client.eval(_HEAD, 1, seq_key(stream), int(time.time() * 1000)))
 
 
 async def history_after(
-    client: "redis.asyncio.Redis", stream: str, after: int, upto: int, *, count: int = 1000
+    client: AsyncEngine, stream: str, after: int, upto: int, *, count: int = 1000
 ) -> list[tuple[int, bytes]] | None:
     """Up to ``count`` frames with ``after < seq <= upto``, in order, or None when history no
     longer reaches back to ``after + 1`` (the client needs a snapshot)."""
@@ -250,7 +265,7 @@ REBASE_GAP = 1000
 _REBASE = _REBASE.replace("REBASE_GAP", str(REBASE_GAP))
 
 
-async def stream_rebase(client: "redis.asyncio.Redis", stream: str, floor: int) -> int:
+async def stream_rebase(client: AsyncEngine, stream: str, floor: int) -> int:
     """The stream's current seq, first moved past ``floor`` if its counter is below it.
 
     A counter below a seq already delivered means Redis lost it (restarted, flushed, failed over

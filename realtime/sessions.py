@@ -184,7 +184,7 @@ class Session:
             return None
         delivered = since
         while delivered < head:
-            frames = await history_after(self._hub.redis, stream.name, delivered, head)
+            frames = await history_after(self._hub.streams, stream.name, delivered, head)
             if frames is None:
                 return None if delivered == since else delivered
             self._sink.send(Frame(*(payload for _, payload in frames)))

@@ -22,6 +22,7 @@ from django.test import Client
 from domain.models import Role, User
 from domain.services.tokens import access_token_issue
 from ingestion.simulator import SimulatorServer
+from realtime.engine import is_cluster, sync_engine
 from realtime.publishing import history_key
 from tests.factories import HospitalFactory, UserFactory
 from tests.polling import wait_for
@@ -52,6 +53,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             returncode=2,
         )
     client.flushdb()
+    if is_cluster(settings.REALTIME_REDIS_URL):  # a cluster of the run's own (REALTIME_REDIS_URL)
+        cast(redis.RedisCluster, sync_engine(settings.REALTIME_REDIS_URL)).flushall(
+            target_nodes=redis.RedisCluster.PRIMARIES
+        )
     if not settings.METRICS_TOKEN:
         settings.METRICS_TOKEN = METRICS_TOKEN
 
@@ -82,7 +87,7 @@ def _no_rate_limit_spent() -> None:
 def stream_events() -> Iterator[StreamEvents]:
     """Reads back everything published to a stream so far, oldest first, from its history in
     Redis: ``stream_events("beds.11")``."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = sync_engine(settings.REALTIME_REDIS_URL)
 
     def read(stream: str) -> list[Event]:
         entries = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(history_key(stream)))
@@ -96,7 +101,7 @@ def stream_events() -> Iterator[StreamEvents]:
 def empty_streams() -> None:
     """Start with no history or sequence numbers on any beds, hospital or crew stream, so
     ``stream_events`` sees only what the test published (use with ``usefixtures``)."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = sync_engine(settings.REALTIME_REDIS_URL)
     for kind in ("beds", "hospital", "crew"):
         for key in client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}{{{kind}.*"):
             client.delete(key)
@@ -197,6 +202,13 @@ def server_env() -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": settings.REDIS_URL,
+        # A run against a cluster (tests/test_redis_cluster.py) names it; otherwise the engine
+        # follows REDIS_URL, also where a test gives its server a Redis of its own.
+        **(
+            {"REALTIME_REDIS_URL": settings.REALTIME_REDIS_URL}
+            if settings.REALTIME_REDIS_URL != settings.REDIS_URL
+            else {}
+        ),
         "DEBUG": "false",
         "METRICS_TOKEN": settings.METRICS_TOKEN,
         # Stopped servers close their sockets at once (tests of the drain set their own).

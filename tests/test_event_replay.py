@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any, cast
 
 import pytest
-import redis
 from django.conf import settings
 from django.utils import timezone
 from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
@@ -19,6 +18,7 @@ from domain.selectors.hospitals import er_status_snapshot
 from domain.selectors.reservations import reservations_open_snapshot
 from domain.services import reservations
 from domain.services.er_status import er_status_apply, region_poll_failed, region_poll_succeeded
+from realtime.engine import sync_engine
 from realtime.publishing import encode_json, history_key
 from tests.factories import (
     ERStatusFactory,
@@ -38,7 +38,7 @@ class StreamReader:
 
     def __init__(self, stream: str) -> None:
         self._key = history_key(stream)
-        self._client = redis.Redis.from_url(settings.REDIS_URL)
+        self._client = sync_engine(settings.REALTIME_REDIS_URL)
         self._client.delete(self._key)
         self._after = "-"
 

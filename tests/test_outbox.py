@@ -27,7 +27,6 @@ from domain.models import OutboxEvent, Reservation, ReservationStatus, Role, Use
 from domain.services.er_status import er_status_apply
 from domain.services.outbox import outbox_relay
 from domain.services.tokens import access_token_issue
-from realtime import publishing
 from realtime.publishing import history_key, publish_events, seq_key
 from tests.conftest import (
     DaphneServer,
@@ -115,7 +114,7 @@ def test_writes_commit_while_redis_is_down_and_the_relay_delivers_them_in_order_
     api = Client()
     with run_redis(tmp_path) as private:
         client = redis.Redis.from_url(private.url)
-        monkeypatch.setattr(publishing, "_sync_client", client)  # the publisher's Redis
+        monkeypatch.setattr(settings, "REALTIME_REDIS_URL", private.url)  # the publisher's
         private.stop()
 
         with caplog.at_level(logging.WARNING):

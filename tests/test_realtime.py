@@ -15,6 +15,7 @@ from django.utils import timezone
 from domain.errors import ErrorCode
 from domain.models import Role, User
 from domain.services.tokens import access_token_issue
+from realtime.engine import async_engine, sync_engine
 from realtime.hub import Hub
 from realtime.metrics import PROCESS_KEY_PREFIX
 from realtime.publishing import (
@@ -40,6 +41,17 @@ async def _user(**fields: object) -> User:
 
 def _token(user: User, lifetime: timedelta | None = None) -> str:
     return access_token_issue(user=user, lifetime=lifetime)
+
+
+def _engine() -> "redis.Redis | redis.RedisCluster":
+    """The realtime engine the server uses (one Redis, or the cluster of a cluster run)."""
+    return sync_engine(settings.REALTIME_REDIS_URL)
+
+
+def _unheard(stream: str) -> str:
+    """A channel nobody listens to, in ``stream``'s slot: publishing an event there puts it in
+    history while its pub/sub message goes nowhere."""
+    return live_channel(stream) + ":unheard"
 
 
 def _change(hpid: str, new: int) -> dict[str, object]:
@@ -167,7 +179,7 @@ async def test_resume_while_publishing_is_gapless_and_without_duplicates(
         for event in await client.events(60):
             received.append(event["seq"])
         client.socket.transport.abort()  # the tunnel: no close handshake
-    redis_client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+    redis_client = async_engine(settings.REALTIME_REDIS_URL)
 
     async def published_while_away() -> bool:  # the tablet resumes behind the head
         return await stream_head(redis_client, "beds.27") >= received[-1] + 20
@@ -193,9 +205,7 @@ async def test_since_older_than_history_gets_a_snapshot(daphne_server: DaphneSer
         await asyncio.to_thread(publish_event, "beds.28", "beds.changed", _change("X", n))
         for n in range(5)
     ]
-    redis.Redis.from_url(settings.REDIS_URL).xtrim(
-        history_key("beds.28"), minid=f"{seqs[3]}-0", approximate=False
-    )
+    _engine().xtrim(history_key("beds.28"), minid=f"{seqs[3]}-0", approximate=False)
     async with WsClient.connect(daphne_server, _token(crew)) as client:
         await client.subscribe("beds.28", since={"beds.28": seqs[2]})
         assert [e["seq"] for e in await client.events(2)] == seqs[3:]
@@ -244,8 +254,8 @@ async def test_event_lost_on_pubsub_is_recovered_from_history(daphne_server: Dap
         await client.next()
         await asyncio.to_thread(publish_event, "beds.30", "beds.changed", _change("Z", 1))
         call = _publish_call("beds.30", "beds.changed", _change("Z", 2))
-        redis.Redis.from_url(settings.REDIS_URL).eval(
-            _PUBLISH, len(call.keys), *call.keys, live_channel("nobody"), *call.args[1:]
+        _engine().eval(
+            _PUBLISH, len(call.keys), *call.keys[:3], _unheard("beds.30"), *call.args
         )  # in history, but its pub/sub message went nowhere
         await asyncio.to_thread(publish_event, "beds.30", "beds.changed", _change("Z", 3))
         events = await client.events(3)
@@ -268,10 +278,10 @@ async def test_a_burst_over_two_streams_with_a_lost_event_arrives_whole_and_in_o
         calls = [
             _publish_call(f"beds.4{3 + n % 2}", "beds.changed", _change("B", n)) for n in range(300)
         ]
-        with redis.Redis.from_url(settings.REDIS_URL).pipeline(transaction=False) as pipe:
+        with _engine().pipeline(transaction=False) as pipe:
             for n, call in enumerate(calls):
-                channel = live_channel("nobody") if n == 151 else call.args[0]
-                pipe.eval(_PUBLISH, len(call.keys), *call.keys, channel, *call.args[1:])
+                channel = call.keys[3] + ":unheard" if n == 151 else call.keys[3]
+                pipe.execute_command("EVAL", _PUBLISH, 4, *call.keys[:3], channel, *call.args)
             await asyncio.to_thread(pipe.execute)
         events = await client.events(300)
         await client.assert_nothing_pending()
@@ -345,7 +355,7 @@ async def test_slow_consumer_is_closed_while_others_keep_receiving(
         rss_growth_mib = (daphne_server.rss_kib() - rss_before) / 1024
         assert rss_growth_mib < 25, f"server grew {rss_growth_mib:.0f} MiB"
         assert await slow.close_code(timeout=30) in (4408, 1006)
-    redis.Redis.from_url(settings.REDIS_URL).delete(history_key("beds.31"))
+    _engine().delete(history_key("beds.31"))
     wait_for(_slow_consumer_closes, "a slow-consumer close reported")  # reported each second
 
 
@@ -400,8 +410,8 @@ async def test_a_member_going_live_ahead_of_its_lagging_hub_gets_no_event_twice(
     """Under load a process's pub/sub can lag behind history: a client resumed from history
     up to seq N must not get events up to N again when their pub/sub copies arrive late."""
     stream = "beds.48"
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    hub = Hub(settings.REDIS_URL)
+    client = _engine()
+    hub = Hub(settings.REDIS_URL, settings.REALTIME_REDIS_URL)
     sink = _RecordingSink()
     try:
         member = await hub.join(stream, sink)
@@ -409,15 +419,15 @@ async def test_a_member_going_live_ahead_of_its_lagging_hub_gets_no_event_twice(
         for n in range(3):
             call = _publish_call(stream, "beds.changed", _change("L", n))
             seq = client.eval(
-                _PUBLISH, len(call.keys), *call.keys, live_channel("nobody"), *call.args[1:]
+                _PUBLISH, len(call.keys), *call.keys[:3], _unheard(stream), *call.args
             )
             entries = client.xrange(history_key(stream), f"{seq}-0", f"{seq}-0")
             [(_, fields)] = cast(list[tuple[bytes, dict[bytes, bytes]]], entries)
             late.append(b"%d %s" % (seq, fields[b"f"]))
-        head = await stream_head(hub.redis, stream)
+        head = await stream_head(hub.streams, stream)
         await hub.go_live(stream, member, head)  # the member replayed history up to head
         for message in late:
-            client.publish(live_channel(stream), message)
+            client.spublish(live_channel(stream), message)
         newest = await asyncio.to_thread(publish_event, stream, "beds.changed", _change("L", 9))
 
         async def newest_arrived() -> bool:
@@ -427,7 +437,7 @@ async def test_a_member_going_live_ahead_of_its_lagging_hub_gets_no_event_twice(
         assert sink.seqs == [newest]
     finally:
         await hub.close()
-        client.delete(PROCESS_KEY_PREFIX + hub.process_id)  # not a server process
+        redis.Redis.from_url(settings.REDIS_URL).delete(PROCESS_KEY_PREFIX + hub.process_id)
 
 
 async def test_a_cold_hub_joined_on_several_streams_at_once_subscribes_to_each() -> None:

@@ -92,7 +92,7 @@ async def test_a_foreign_event_resyncs_the_stream_instead_of_silencing_it(
         assert (await client.next())["type"] == "snapshot"
         foreign = head + 10**9
         frame = {"type": "loadtest.tick", "stream": stream, "seq": foreign, "ts": 0, "data": {}}
-        raw.publish(live_channel(stream), f"{foreign} {json.dumps(frame)}")
+        raw.spublish(live_channel(stream), f"{foreign} {json.dumps(frame)}")
         ours = [
             await asyncio.to_thread(publish_event, stream, "loadtest.tick", {"n": n})
             for n in range(3)

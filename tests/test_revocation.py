@@ -276,7 +276,7 @@ async def test_a_status_read_before_a_disable_is_not_cached_after_it() -> None:
 
     staff, admin = await asyncio.to_thread(_staff)
     stale = (await asyncio.to_thread(user_statuses_read, user_ids=[staff.pk]))[staff.pk]
-    hub = Hub(settings.REDIS_URL)
+    hub = Hub(settings.REDIS_URL)  # its account cache only
     with override_settings(REDIS_KEY_PREFIX=f"weer:cache-race-{time.time_ns()}:"):
         await asyncio.to_thread(user_disable, user_id=staff.pk, by=admin)
         try:
