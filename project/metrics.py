@@ -1,18 +1,23 @@
 """``/metrics``: every server process's realtime figures, the ingestion figures, the outbox
-backlog and the hospitals missing an ER screen, in Prometheus text format. Composed here, where
-the packages meet, so neither imports the other. Only for a scraper holding ``METRICS_TOKEN``
+backlog, the hospitals missing an ER screen, and whether this process reaches Redis and the
+database, in Prometheus text format. Composed here, where the packages meet, so neither imports
+the other. Only for a scraper holding ``METRICS_TOKEN``
 (the figures name processes, their memory and the streams in use, which the websocket shows to
 administrators only)."""
 
 import hmac
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
+import MySQLdb  # type: ignore[import-untyped]  # mysqlclient ships no types; stubs not in dev
+import redis
 from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from domain.selectors.outbox import outbox_backlog
@@ -40,13 +45,140 @@ class OutboxMetricsCollector(Collector):
         )
 
 
+HEALTH_TIMEOUT = 1.0  # seconds: Redis's answer to a ping, the database's connect and SELECT 1
+# What each source reads: left out at once (shown down) when the health check found it out of
+# reach, instead of waiting on it (the database's read timeout is 30 s) for every scrape.
+SOURCE_NEEDS = {
+    "realtime": "redis",
+    "ingestion": "redis",
+    "presence": "redis",
+    "ingestion_regions": "database",
+    "outbox": "database",
+}
+
+
+class DependencyHealth:
+    """Whether this process reaches Redis (``REDIS_URL``: broker, process figures, locks) and
+    the database now, each asked on a connection of its own with a deadline of its own
+    (``HEALTH_TIMEOUT``), so that one that stopped answering costs a scrape that long."""
+
+    def __init__(self, redis_url: str) -> None:
+        self._redis = redis.Redis.from_url(
+            redis_url, socket_timeout=HEALTH_TIMEOUT, socket_connect_timeout=HEALTH_TIMEOUT
+        )
+        where = self._redis.connection_pool.connection_kwargs
+        self.node = f"{where['host']}:{where['port']}" if "host" in where else where["path"]
+
+    def check(self) -> tuple[list[Metric], set[str]]:
+        """The health figures, and which of ``redis`` and ``database`` answered."""
+        redis_figures, redis_up = self._redis_figures()
+        database_figures, database_up = _database_figures()
+        reached = {name for name, up in (("redis", redis_up), ("database", database_up)) if up}
+        return [*redis_figures, *database_figures], reached
+
+    def _redis_figures(self) -> tuple[list[Metric], bool]:
+        up = GaugeMetricFamily(
+            "weer_redis_up",
+            "Whether Redis answered this process's ping (1) or not",
+            labels=["node"],
+        )
+        seconds = GaugeMetricFamily(
+            "weer_redis_ping_seconds", "How long Redis took to answer a ping", labels=["node"]
+        )
+        try:
+            started = time.perf_counter()
+            self._redis.ping()
+            seconds.add_metric([self.node], time.perf_counter() - started)
+            info = self._redis.info()
+        except redis.RedisError as exc:
+            logger.warning("/metrics: Redis at %s does not answer: %r", self.node, exc)
+            up.add_metric([self.node], 0)
+            return [up], False
+        up.add_metric([self.node], 1)
+        return [up, seconds, *_redis_info_families(self.node, info)], True
+
+
+def _redis_info_families(node: str, info: dict[str, object]) -> list[Metric]:
+    """``INFO``'s figures that tell a failover (``run_id`` and ``role``), a restart and a full
+    memory (evictions drop streams' history and counters)."""
+    server = GaugeMetricFamily(
+        "weer_redis_server_info",
+        "The Redis server answering (1): a new run_id or role is a restart or a failover",
+        labels=["node", "role", "run_id", "version"],
+    )
+    server.add_metric([node, str(info["role"]), str(info["run_id"]), str(info["redis_version"])], 1)
+    families: list[Metric] = [server]
+    for name, field, help_text in (
+        ("uptime_seconds", "uptime_in_seconds", "Seconds since the Redis server started"),
+        ("memory_used_bytes", "used_memory", "Memory Redis uses"),
+        ("memory_max_bytes", "maxmemory", "Redis's maxmemory (0: no limit)"),
+        ("connected_clients", "connected_clients", "Clients connected to Redis"),
+        ("connected_replicas", "connected_slaves", "Replicas connected to this Redis"),
+    ):
+        gauge = GaugeMetricFamily(f"weer_redis_{name}", help_text, labels=["node"])
+        gauge.add_metric([node], float(info.get(field, 0)))  # type: ignore[arg-type]
+        families.append(gauge)
+    evicted = CounterMetricFamily(
+        "weer_redis_evicted_keys", "Keys Redis evicted for memory", labels=["node"]
+    )
+    evicted.add_metric([node], float(info.get("evicted_keys", 0)))  # type: ignore[arg-type]
+    families.append(evicted)
+    return families
+
+
+def _database_figures() -> tuple[list[Metric], bool]:
+    up = GaugeMetricFamily("weer_database_up", "Whether the database answered (1) or not")
+    seconds = GaugeMetricFamily(
+        "weer_database_ping_seconds", "How long a new connection and SELECT 1 took"
+    )
+    try:
+        seconds.add_metric([], _timed(_database_ping))
+    except Exception as exc:  # any failure means down; the reason goes to the log
+        logger.warning("/metrics: the database does not answer: %r", exc)
+        up.add_metric([], 0)
+        return [up], False
+    up.add_metric([], 1)
+    return [up, seconds], True
+
+
+def _timed(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def _database_ping() -> None:
+    """Connect anew and ``SELECT 1``. On MariaDB a connection of its own with short timeouts:
+    the request's (reused for ``CONN_MAX_AGE``) would wait the 30 s read timeout on a database
+    that stopped answering."""
+    if connection.vendor != "mysql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return
+    timeout = max(1, round(HEALTH_TIMEOUT))
+    params = connection.get_connection_params()
+    params.update(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout)
+    database = MySQLdb.connect(**params)
+    try:
+        cursor = database.cursor()
+        cursor.execute("SELECT 1")
+        cursor.close()
+    finally:
+        database.close()
+
+
 class _Sources(Collector):
     """Every source's figures, each read on its own: a source that cannot be read (Redis or the
     database during an outage, just when the figures matter most) is left out, logged, and
-    shown as ``weer_metrics_source_up{source} 0``, instead of failing the whole page."""
+    shown as ``weer_metrics_source_up{source} 0``, instead of failing the whole page. The
+    health figures come first, and a source whose dependency did not answer them
+    (``SOURCE_NEEDS``) is not tried."""
 
-    def __init__(self, sources: dict[str, Collector]) -> None:
+    def __init__(
+        self, sources: dict[str, Collector], health: DependencyHealth | None = None
+    ) -> None:
         self._sources = sources
+        self._health = health or DependencyHealth(settings.REDIS_URL)
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
@@ -54,7 +186,12 @@ class _Sources(Collector):
             "Whether the source's figures could be read for this scrape (1) or not (0)",
             labels=["source"],
         )
+        health, reached = self._health.check()
+        yield from health
         for name, source in self._sources.items():
+            if SOURCE_NEEDS.get(name, "redis") not in reached:
+                up.add_metric([name], 0)
+                continue
             try:
                 figures = list(source.collect())
             except Exception as exc:

@@ -10,7 +10,9 @@ and ``/metrics`` through their own collectors (``project.metrics``).
 """
 
 import asyncio
+import bisect
 import functools
+import itertools
 import json
 import logging
 import os
@@ -23,7 +25,12 @@ import redis
 import redis.asyncio
 from django.conf import settings
 from django.utils.module_loading import import_string
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from domain.events import METRICS, METRICS_SNAPSHOT
@@ -52,13 +59,32 @@ CUMULATIVE = (
     "snapshots",
     "resyncs",
 )
+# Upper bounds (seconds) of the publish → delivery latency histogram's buckets.
+DELIVERY_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class LatencyHistogram:
+    """Counts by bucket (``DELIVERY_LATENCY_BUCKETS``, then one past the last) and their sum:
+    an observation is a bisect and two additions."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(DELIVERY_LATENCY_BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float, times: int = 1) -> None:
+        self.counts[bisect.bisect_left(DELIVERY_LATENCY_BUCKETS, seconds)] += times
+        self.sum += seconds * times
 
 
 class ProcessMetrics:
     """This process's counters. Cheap to update: plain integers, no I/O."""
 
     def __init__(self) -> None:
+        self.started_at = time.time()
         self.connections: Counter[str] = Counter()  # by role
+        self.connects: Counter[str] = Counter()  # sockets accepted since the start, by role
         self.peak_connections = 0  # most sockets open at once since the process started
         self.subscriptions: Counter[str] = Counter()  # by stream
         self.frames_sent = 0
@@ -73,9 +99,16 @@ class ProcessMetrics:
         # ER screens by hpid: members of a hospital's own stream held by its staff's sockets
         # (counted by the hub, where each membership starts and ends exactly once).
         self.er_screens: Counter[str] = Counter()
+        # The hub's pub/sub connection(s) re-established after a failure (counted by the hub).
+        self.pubsub_reconnects = 0
+        # Set on SIGTERM while the process closes its sockets (realtime.serving's drain).
+        self.draining = False
+        # Publish (Redis's clock, the frame's ``ts``) → the hub writing it to live sockets.
+        self.delivery_latency = LatencyHistogram()
 
     def connection_opened(self, role: str) -> None:
         self.connections[role] += 1
+        self.connects[role] += 1
         self.peak_connections = max(self.peak_connections, self.connections.total())
 
     def connection_closed(self, role: str) -> None:
@@ -97,6 +130,21 @@ class ProcessMetrics:
         if self.er_screens[hpid] <= 0:
             del self.er_screens[hpid]
 
+    def events_delivered(self, payload: bytes, events: int) -> None:
+        """The hub wrote a run of ``events`` consecutive events to its live sockets, the first
+        (oldest) of them the frame ``payload``: each counts in ``delivery_latency`` with the
+        oldest one's age, now minus its ``ts`` (so the figure errs on the long side). A payload
+        with no readable ``ts`` is not counted."""
+        start = payload.find(b',"ts":')
+        if start < 0:
+            return
+        end = payload.find(b",", start + 6)
+        try:
+            published_ms = int(payload[start + 6 : end])
+        except ValueError:
+            return
+        self.delivery_latency.observe(max(0.0, time.time() - published_ms / 1000), events)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "connections": {role: n for role, n in self.connections.items() if n},
@@ -111,6 +159,14 @@ class ProcessMetrics:
             "peak_connections": self.peak_connections,
             "adapters": dict(self.adapters),
             "er_screens": dict(self.er_screens),
+            "started_at": self.started_at,
+            "connects": dict(self.connects),
+            "pubsub_reconnects": self.pubsub_reconnects,
+            "draining": self.draining,
+            "delivery_latency": {
+                "counts": self.delivery_latency.counts,
+                "sum": self.delivery_latency.sum,
+            },
         }
 
     async def report_forever(self, hub: "Hub") -> None:
@@ -302,6 +358,7 @@ class RedisMetricsCollector(Collector):
         )
         for hpid, n in sorted(er_screens_total(processes).items()):
             er_screens.add_metric([hpid], n)
+        yield from _lifecycle_families(processes)
         for process, figures in processes.items():
             for name, n in figures.get("adapters", {}).items():
                 adapters.add_metric([process, *name.split(":", 1)], n)
@@ -321,9 +378,56 @@ class RedisMetricsCollector(Collector):
         yield published
 
 
+def _lifecycle_families(processes: dict[str, dict[str, Any]]) -> Iterator[Metric]:
+    """Each process's connects, pub/sub reconnects, start, drain and delivery latency (absent
+    from a report written before these were counted: 0, its start unknown)."""
+    connects = CounterMetricFamily(
+        "weer_ws_connects",
+        "Websockets accepted (authenticated) since the process started",
+        labels=["process", "role"],
+    )
+    reconnects = CounterMetricFamily(
+        "weer_hub_pubsub_reconnects",
+        "The hub's Redis pub/sub connections re-established after a failure",
+        labels=["process"],
+    )
+    draining = GaugeMetricFamily(
+        "weer_process_draining",
+        "Whether the process is draining after SIGTERM (1: closing its sockets, not ready)",
+        labels=["process"],
+    )
+    started = GaugeMetricFamily(
+        "weer_process_start_time_seconds",
+        "When the server process started (unix time)",
+        labels=["process"],
+    )
+    latency = HistogramMetricFamily(
+        "weer_ws_delivery_latency_seconds",
+        "Publish (Redis's clock) to the hub's write to the live sockets, per event",
+        labels=["process"],
+    )
+    bounds = [str(bound) for bound in DELIVERY_LATENCY_BUCKETS] + ["+Inf"]
+    for process, figures in processes.items():
+        for role, n in figures.get("connects", {}).items():
+            connects.add_metric([process, role], n)
+        reconnects.add_metric([process], figures.get("pubsub_reconnects", 0))
+        draining.add_metric([process], int(figures.get("draining", False)))
+        if figures.get("started_at") is not None:
+            started.add_metric([process], figures["started_at"])
+        histogram = figures.get("delivery_latency") or {"counts": [0] * len(bounds), "sum": 0}
+        if len(histogram["counts"]) == len(bounds):  # else another version's buckets: left out
+            cumulative = itertools.accumulate(histogram["counts"])
+            latency.add_metric(
+                [process], list(zip(bounds, cumulative, strict=True)), sum_value=histogram["sum"]
+            )
+    yield from (connects, reconnects, draining, started, latency)
+
+
 class PresenceMetricsCollector(Collector):
     """``weer_er_screens_missing``: the alarms of the latest ``presence`` section (at most a
-    few seconds old). Unreadable (so this source shows as down) when no leader reported
+    few seconds old), and ``weer_er_screen_alarm_pending_requests`` for each hospital in alarm
+    (labelled with its hpid, name and region; its pending reservations, 0 when only a recent
+    request put it there). Unreadable (so this source shows as down) when no leader reported
     lately or the section could not be built (the database is down)."""
 
     def __init__(self, redis_url: str) -> None:
@@ -341,3 +445,12 @@ class PresenceMetricsCollector(Collector):
             "Hospitals with pending or recent reservations and no ER screen connected",
             presence["alarms"],
         )
+        pending = GaugeMetricFamily(
+            "weer_er_screen_alarm_pending_requests",
+            "Pending reservations of each hospital that needs an ER screen and has none",
+            labels=["hpid", "hospital", "region"],
+        )
+        for row in presence["hospitals"]:
+            if row["alarm"]:
+                pending.add_metric([row["hpid"], row["name"], row["region_code"]], row["pending"])
+        yield pending

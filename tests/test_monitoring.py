@@ -1,0 +1,502 @@
+"""The monitoring that ships with WeER (monitoring/): the Prometheus alert rules and the Grafana
+dashboard load and are well formed, every metric they query exists on a real server's /metrics
+(with a real worker's ingestion figures), and the figures added for them count what they say."""
+
+import asyncio
+import functools
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import promql_parser
+import pytest
+import redis
+import yaml
+from django.conf import settings
+from prometheus_client.parser import text_string_to_metric_families
+
+from domain.models import Role
+from domain.services.reservations import reservation_request
+from domain.services.tokens import access_token_issue
+from ingestion.simulator import SimulatorServer, running_simulator
+from ingestion.tasks import poll_region_beds
+from realtime.metrics import PROCESS_KEY_PREFIX, ProcessMetrics, RedisMetricsCollector
+from tests.conftest import (
+    DaphneServer,
+    metrics_headers,
+    read_metrics,
+    run_celery_worker,
+    run_redis,
+    run_server,
+)
+from tests.factories import HospitalFactory, UserFactory
+from tests.mariadb import migrate, run_mariadb
+from tests.polling import wait_for
+from tests.test_reservations import CONDITION
+from tests.ws import WsClient
+
+ROOT = Path(settings.BASE_DIR)
+RULES = ROOT / "monitoring/prometheus/weer-alerts.yaml"
+RULE_TESTS = ROOT / "monitoring/prometheus/weer-alerts.test.yaml"
+DASHBOARD = ROOT / "monitoring/grafana/weer-dashboard.json"
+RUNBOOK = ROOT / "docs/operations.md"
+# The runbook (docs/operations.md) links to these by name: exactly these, each once.
+ALERTS = {
+    "WeerIngestionStalled",
+    "WeerERScreenMissing",
+    "WeerSlowConsumerSpike",
+    "WeerRedisFailover",
+    "WeerRedisDown",
+    "WeerDatabaseDown",
+    "WeerUpstreamQuotaLow",
+    "WeerReconnectStorm",
+    "WeerPodStuckDraining",
+}
+SEVERITIES = {"critical", "high", "medium", "low"}  # the runbook's incident levels
+# What the dashboard must show (issue 16): a word of each panel's title, lower-cased.
+REQUIRED_PANELS = [
+    "connections by role",
+    "connections by pod",
+    "deliveries per second",
+    "publish → delivery latency",
+    "slow-consumer closes",
+    "resumes and snapshots",
+    "ingestion age per region",
+    "stale regions",
+    "er screens missing",
+    "redis and database up",
+]
+# Grafana's own variables, as a query sent to Prometheus has them.
+# Which /metrics sources read what: with one of the two out of reach, the others still read.
+SOURCES_UP_WITHOUT = {
+    "database": {"ingestion": 1, "ingestion_regions": 0, "outbox": 0},
+    "redis": {"realtime": 0, "ingestion": 0, "presence": 0, "ingestion_regions": 1, "outbox": 1},
+}
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "3h"}
+
+
+@dataclass(frozen=True)
+class Exposition:
+    """A real /metrics page: its text and the name of every sample it can hold."""
+
+    text: str
+    names: frozenset[str]
+
+
+def _sample_names(text: str) -> frozenset[str]:
+    """Every series name the page's families hold or, when a family has no sample yet, would
+    hold by its type (a counter's ``_total``, a histogram's ``_bucket``, ``_sum``, ``_count``)."""
+    suffixes = {
+        "counter": ("_total",),
+        "gauge": ("",),
+        "histogram": ("_bucket", "_sum", "_count"),
+        "summary": ("", "_sum", "_count"),
+        "info": ("_info",),
+    }
+    names: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        names.update(sample.name for sample in family.samples)
+        names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
+    return frozenset(names)
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[SimulatorServer]:
+    with running_simulator(walk_interval=0, service_key="e2e-key") as (server, _):
+        yield server
+
+
+@pytest.fixture(scope="module")
+def exposition(
+    daphne_server: DaphneServer,
+    simulator: SimulatorServer,
+    django_db_blocker: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Exposition:
+    """/metrics of a real server with a socket open (so its process reports), a hospital in
+    alarm (a pending request, no ER screen) and a real worker's poll of Seoul done."""
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        hospital = HospitalFactory()
+        crew = UserFactory(role=Role.AMBULANCE)
+        reservation_request(crew=crew, condition=CONDITION, hpids=[hospital.hpid])
+    with run_celery_worker(tmp_path_factory.mktemp("worker"), simulator):
+        poll_region_beds.delay("11")
+
+        async def read_with_a_socket_open() -> str:
+            async with WsClient.connect(daphne_server, access_token_issue(user=crew)) as tablet:
+                await tablet.subscribe("beds.11")
+                return await asyncio.to_thread(
+                    wait_for,
+                    lambda: _ready(read_metrics(daphne_server.http_url), hospital.hpid),
+                    "the poll, the process's report and the alarm on /metrics",
+                    30,
+                )
+
+        text = asyncio.run(read_with_a_socket_open())
+    return Exposition(text, _sample_names(text))
+
+
+def _ready(text: str, hpid: str) -> str | None:
+    wanted = (
+        'weer_ingestion_region_last_success_timestamp_seconds{region="11"}',
+        'weer_er_screen_alarm_pending_requests{hospital="',
+        "weer_ws_connects_total{",
+    )
+    return text if all(part in text for part in wanted) and hpid in text else None
+
+
+@functools.cache
+def _promtool() -> Path:
+    """Prometheus's promtool, taken out of Debian's prometheus package on first use and kept in
+    var/tools/ (the package is not installed: it would enable a Prometheus server on :9090)."""
+    cached = sorted((ROOT / "var" / "tools").glob("promtool-*"))
+    if cached:
+        return cached[-1]
+    apt_get, dpkg_deb = shutil.which("apt-get"), shutil.which("dpkg-deb")
+    if apt_get is None or dpkg_deb is None:
+        pytest.fail("promtool comes from Debian's prometheus package: no apt-get/dpkg-deb here")
+    with tempfile.TemporaryDirectory() as scratch:
+        download = [apt_get, "-qq", "-o", "APT::Sandbox::User=root", "download", "prometheus"]
+        if subprocess.run(download, cwd=scratch, capture_output=True, check=False).returncode:
+            subprocess.run([apt_get, "update", "-qq"], capture_output=True, check=True)
+            subprocess.run(download, cwd=scratch, capture_output=True, check=True)
+        (deb,) = Path(scratch).glob("prometheus_*.deb")
+        files = subprocess.run(
+            [dpkg_deb, "--fsys-tarfile", str(deb)], capture_output=True, check=True
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(files)) as archive:
+            member = archive.extractfile("./usr/bin/promtool")
+            assert member is not None
+            binary = member.read()
+    version = deb.name.split("_")[1].split("+")[0]
+    path = ROOT / "var" / "tools" / f"promtool-{version}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial.write_bytes(binary)
+    partial.chmod(0o755)
+    partial.replace(path)
+    return path
+
+
+def _rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def _dashboard() -> dict[str, Any]:
+    dashboard: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return dashboard
+
+
+def _panels() -> list[dict[str, Any]]:
+    return [panel for panel in _dashboard()["panels"] if panel["type"] != "row"]
+
+
+def _as_prometheus_gets_it(expr: str) -> str:
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    return expr
+
+
+def _metric_names(expr: str) -> set[str]:
+    """The metric names ``expr`` selects, read by a PromQL parser (raises on bad PromQL)."""
+    names: set[str] = set()
+
+    def visit(node: promql_parser.Expr) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            by_matcher = [m.value for m in node.matchers.matchers if m.name == "__name__"]
+            names.update([node.name] if node.name else by_matcher)
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return names
+
+
+def _rule_test_series() -> list[str]:
+    tests = yaml.safe_load(RULE_TESTS.read_text())["tests"]
+    return [series["series"] for test in tests for series in test["input_series"]]
+
+
+# -- the rules ---------------------------------------------------------------------------------
+
+
+def test_promtool_checks_the_rules() -> None:
+    ran = subprocess.run(
+        [str(_promtool()), "check", "rules", str(RULES)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert f"SUCCESS: {len(ALERTS)} rules found" in ran.stdout
+
+
+def test_the_rules_fire_when_they_should_and_only_then() -> None:
+    """promtool's unit tests of every alert (monitoring/prometheus/weer-alerts.test.yaml):
+    each fires on its signs, once however many pods are scraped, with its labels and
+    annotations rendered; and stays quiet on near misses."""
+    ran = subprocess.run(
+        [str(_promtool()), "test", "rules", RULE_TESTS.name],
+        cwd=RULE_TESTS.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    tested = {
+        test["alertname"]
+        for t in yaml.safe_load(RULE_TESTS.read_text())["tests"]
+        for test in t["alert_rule_test"]
+    }
+    assert tested == ALERTS
+
+
+def test_the_alerts_are_those_the_runbook_names_each_with_a_level_and_its_link() -> None:
+    rules = _rules()
+    names = [rule["alert"] for rule in rules]
+    assert sorted(names) == sorted(ALERTS)
+    for rule in rules:
+        name = rule["alert"]
+        assert rule["labels"]["severity"] in SEVERITIES, name
+        assert rule["annotations"]["runbook_url"] == f"docs/operations.md#{name.lower()}"
+        assert rule["annotations"]["summary"].strip(), name
+        assert rule["annotations"]["description"].strip(), name
+        assert _metric_names(rule["expr"]), name  # parses, and queries something
+
+
+def test_the_runbook_has_a_section_for_each_alert() -> None:
+    """Each ``runbook_url`` anchor exists in docs/operations.md, as a heading's GitHub anchor
+    or an explicit id, and its table of alerts gives each the level of the rule's severity
+    (checked once the runbook exists: another part of issue 16 writes it)."""
+    if not RUNBOOK.exists():
+        pytest.skip("docs/operations.md is not written yet")
+    text = RUNBOOK.read_text()
+    headings = {
+        re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in text.splitlines()
+        if line.startswith("#")
+    }
+    ids = set(re.findall(r"""(?:id|name)=["']([^"']+)["']""", text))
+    missing = sorted(name for name in ALERTS if name.lower() not in headings | ids)
+    assert not missing, f"docs/operations.md has no anchor for {missing}"
+    # Its table of alerts names the level each starts at: the rule's severity.
+    levels = dict(re.findall(r"^\| `(Weer\w+)` \| (\w+)", text, flags=re.MULTILINE))
+    severities = {rule["alert"]: rule["labels"]["severity"] for rule in _rules()}
+    assert {name: level.lower() for name, level in levels.items()} == severities
+
+
+# -- the dashboard -----------------------------------------------------------------------------
+
+
+def test_the_dashboard_loads_with_its_panels_and_a_data_source_variable() -> None:
+    dashboard = _dashboard()
+    assert dashboard["uid"]
+    assert dashboard["title"]
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    panels = _panels()
+    titles = [panel["title"].lower() for panel in panels]
+    for required in REQUIRED_PANELS:
+        assert any(required in title for title in titles), f"no panel for {required!r}"
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in panels:
+        where = panel["title"]
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, where
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0, where
+        assert grid["x"] + grid["w"] <= 24, where
+        assert grid["h"] > 0, where
+        assert panel["targets"], where
+        ref_ids = [target["refId"] for target in panel["targets"]]
+        assert len(ref_ids) == len(set(ref_ids)), where
+        for target in panel["targets"]:
+            assert target["datasource"] == panel["datasource"], where
+            assert _metric_names(_as_prometheus_gets_it(target["expr"])), where
+
+
+def test_the_dashboard_panels_do_not_overlap() -> None:
+    taken: dict[tuple[int, int], str] = {}
+    for panel in _dashboard()["panels"]:
+        grid = panel["gridPos"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in taken, f"{panel['title']} overlaps {taken[(x, y)]}"
+                taken[(x, y)] = panel["title"]
+
+
+# -- against a real /metrics -------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_metric_queried_is_on_a_real_metrics_page(exposition: Exposition) -> None:
+    """Every metric an alert, a panel or a rule test reads is one a real server exports (with
+    a real worker's figures): none queries a name that does not exist, which would be silent."""
+    queried: dict[str, set[str]] = {}
+    for rule in _rules():
+        queried[f"alert {rule['alert']}"] = _metric_names(rule["expr"])
+    for panel in _panels():
+        for target in panel["targets"]:
+            names = _metric_names(_as_prometheus_gets_it(target["expr"]))
+            queried.setdefault(f"panel {panel['title']!r}", set()).update(names)
+    for series in _rule_test_series():
+        queried.setdefault("the rules' unit tests", set()).update(_metric_names(series))
+    unknown = {
+        where: sorted(names - exposition.names)
+        for where, names in queried.items()
+        if names - exposition.names
+    }
+    assert not unknown, f"not on /metrics: {unknown}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_promtool_finds_nothing_to_lint_on_the_metrics_page(exposition: Exposition) -> None:
+    ran = subprocess.run(
+        [str(_promtool()), "check", "metrics"],
+        input=exposition.text,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+def _value(text: str, name: str, *labels: str) -> float | None:
+    """The value of the first sample of ``name`` whose labels include every one of
+    ``labels`` (``'role="ambulance"'``), or None."""
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if sample.split("{")[0] == name and all(label in sample for label in labels):
+            return float(value)
+    return None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_figures_added_for_the_alerts_count_on_a_real_server(
+    exposition: Exposition,
+) -> None:
+    """The tablet's connect, no drain, no pub/sub reconnect, when the process started, Redis
+    and the database reached, the hospital in alarm with its one pending request."""
+    text = exposition.text
+    assert _value(text, "weer_ws_connects_total", 'role="ambulance"') == 1
+    assert _value(text, "weer_process_draining") == 0
+    assert _value(text, "weer_hub_pubsub_reconnects_total") == 0
+    started = _value(text, "weer_process_start_time_seconds")
+    assert started is not None
+    assert time.time() - 3600 < started < time.time()
+    assert _value(text, "weer_redis_up") == 1
+    assert _value(text, "weer_redis_server_info", 'role="master"') == 1
+    assert _value(text, "weer_database_up") == 1
+    assert _value(text, "weer_er_screen_alarm_pending_requests", 'region="11"') == 1
+    buckets = [
+        line for line in text.splitlines() if "weer_ws_delivery_latency_seconds_bucket" in line
+    ]
+    assert len(buckets) == 12
+    assert 'le="+Inf"' in buckets[-1]
+
+
+def test_delivery_latency_is_counted_per_event_from_the_frames_publish_time() -> None:
+    """``events_delivered`` puts a run's events in the bucket of the oldest one's age (from
+    its ``ts``, Redis's clock at publishing); /metrics shows them as a cumulative histogram.
+    A frame without a readable ``ts`` is not counted."""
+    metrics = ProcessMetrics()
+    now_ms = int(time.time() * 1000)
+    metrics.events_delivered(
+        b'{"type":"beds.changed","stream":"beds.11","seq":7,"ts":%d,"data":{}}' % (now_ms - 30), 3
+    )
+    metrics.events_delivered(
+        b'{"type":"x","stream":"beds.11","seq":8,"ts":%d,"data":1}' % (now_ms - 2000), 1
+    )
+    metrics.events_delivered(b'{"type":"x","stream":"beds.11","seq":9,"data":1}', 5)
+    metrics.events_delivered(b'{"type":"x","stream":"beds.11","seq":9,"ts":soon,"data":1}', 5)
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    key = PROCESS_KEY_PREFIX + "monitoring-test:1"
+    client.set(key, json.dumps(metrics.as_dict()), px=10_000)
+    try:
+        families = {f.name: f for f in RedisMetricsCollector(settings.REDIS_URL).collect()}
+    finally:
+        client.delete(key)
+    samples = [
+        s
+        for s in families["weer_ws_delivery_latency_seconds"].samples
+        if s.labels["process"] == "monitoring-test:1"
+    ]
+    buckets = {s.labels["le"]: s.value for s in samples if s.name.endswith("_bucket")}
+    assert (buckets["0.025"], buckets["0.05"], buckets["1.0"], buckets["2.5"]) == (0, 3, 3, 4)
+    assert buckets["+Inf"] == 4
+    counts = {s.name: s.value for s in samples if not s.name.endswith("_bucket")}
+    assert counts["weer_ws_delivery_latency_seconds_count"] == 4
+    assert 3 * 0.03 + 2.0 <= counts["weer_ws_delivery_latency_seconds_sum"] < 3 * 0.03 + 2.0 + 1
+
+
+# -- Redis and the database out of reach -------------------------------------------------------
+
+
+def _scrape(server: DaphneServer) -> tuple[str, float]:
+    """/metrics of ``server`` and how long it took to answer."""
+    started = time.monotonic()
+    answer = httpx.get(f"{server.http_url}/metrics", headers=metrics_headers(), timeout=30)
+    assert answer.status_code == 200, answer.text[:300]
+    return answer.text, time.monotonic() - started
+
+
+def test_a_frozen_redis_or_database_shows_down_within_a_scrape(tmp_path: Path) -> None:
+    """A server on a Redis and a MariaDB of the test's own. Each frozen in turn (SIGSTOP: as a
+    partition, connections hang instead of failing), /metrics still answers within a few
+    seconds (the health checks' own timeouts, the sources needing it not tried): its health
+    figure 0, its sources down, the other's figures there. Thawed, both are 1 again."""
+    with (
+        run_redis(tmp_path) as private_redis,
+        run_mariadb(tmp_path / "mariadb") as database,
+    ):
+        migrate(database.url)
+        env = {"REDIS_URL": private_redis.url, "DATABASE_URL": database.url}
+        with run_server(
+            tmp_path, "-m", "realtime.serving.server", "project.asgi:application", env=env
+        ) as server:
+            text, _ = _scrape(server)
+            assert (_value(text, "weer_redis_up"), _value(text, "weer_database_up")) == (1, 1)
+
+            database.pause()
+            try:
+                text, seconds = _scrape(server)
+            finally:
+                database.resume()
+            assert seconds < 5, f"/metrics took {seconds:.1f} s with the database frozen"
+            assert (_value(text, "weer_redis_up"), _value(text, "weer_database_up")) == (1, 0)
+            for source, up in SOURCES_UP_WITHOUT["database"].items():
+                assert _value(text, "weer_metrics_source_up", f'source="{source}"') == up
+            assert _value(text, "weer_redis_server_info") == 1
+
+            private_redis.pause()
+            try:
+                text, seconds = _scrape(server)
+            finally:
+                private_redis.resume()
+            assert seconds < 5, f"/metrics took {seconds:.1f} s with Redis frozen"
+            assert (_value(text, "weer_redis_up"), _value(text, "weer_database_up")) == (0, 1)
+            for source, up in SOURCES_UP_WITHOUT["redis"].items():
+                assert _value(text, "weer_metrics_source_up", f'source="{source}"') == up
+            assert _value(text, "weer_redis_server_info") is None
+
+            wait_for(
+                lambda: (
+                    (
+                        _value(_scrape(server)[0], "weer_redis_up"),
+                        _value(_scrape(server)[0], "weer_database_up"),
+                    )
+                    == (1, 1)
+                ),
+                "both up again on /metrics",
+            )
