@@ -580,6 +580,32 @@ async def test_a_drain_finishes_requests_in_flight_and_a_drained_process_is_no_d
 
 
 @on_a_real_server
+def test_a_process_sigtermed_while_it_starts_is_replaced_and_no_death(tmp_path: Path) -> None:
+    """A new process SIGTERMed while it still loads the application (the signal ends it) is
+    replaced at once, without counting as a death (none is allowed here)."""
+    command = ("-m", "realtime.serving.serve", "--processes", "1", "--max-deaths", "1")
+    with run_server(tmp_path, *command) as server:
+        parent = server.process.pid
+        [first] = _children(parent)
+        _connection_to(server.port, first, {first}).close()  # it serves
+        os.kill(first, signal.SIGTERM)
+        starting = wait_for(lambda: next(iter(_children(parent) - {first}), None), "a new one")
+        os.kill(starting, signal.SIGTERM)  # at once: it is still importing
+        assert not _listening(server) > 1  # it had not started serving
+        third = wait_for(
+            lambda: next(iter(_children(parent) - {first, starting}), None), "another one"
+        )
+        (_connection_to(server.port, third, {third})).close()
+        assert server.process.poll() is None, server.output()
+    output = server.output()
+    assert (  # it drained (of nothing) so fast that weer-serve may have seen it exit first
+        f"daphne {first} is draining; a new one in its place" in output
+        or f"daphne {first} stopped (0); a new one in its place" in output
+    )
+    assert f"daphne {starting} stopped (-15); a new one in its place" in output
+
+
+@on_a_real_server
 def test_weer_loadtest_clients_resume_after_a_drain(tmp_path: Path) -> None:
     """weer-loadtest's clients closed with 1012 by a draining process reconnect after a random
     delay and resume with since: none lost, none twice, each resume counted."""

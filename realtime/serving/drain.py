@@ -10,14 +10,15 @@
    come back elsewhere at a steady pace (each after its own random delay, docs/protocol.md
    §6) instead of all at once. Sockets that open meanwhile (handshakes already under way) are
    counted in and closed on the same schedule.
-4. Once no websocket is left and no HTTP request is in flight, it stops, and the process
-   exits 0. A request or a close handshake that outlasts the window by ``FINISH_SECONDS`` is
-   cut off (logged).
+4. Once no websocket is left, no HTTP request is in flight and the application has finished
+   with each (a consumer leaving its streams), it stops, and the process exits 0. A request
+   or a close handshake that outlasts the window by ``FINISH_SECONDS`` is cut off (logged).
 
 Under ``weer-serve`` the process says it drains as it starts (``tell_supervisor``), so that a
 new process takes its place at once (``realtime.serving.serve``).
 
-A second SIGTERM changes nothing; SIGINT still stops the process at once. The Kubernetes grace
+A second SIGTERM changes nothing; SIGINT still stops the process at once, and a SIGTERM before
+the process runs (while it loads the application) ends it, as by default. The Kubernetes grace
 period must cover the ``preStop`` sleep, the window and ``FINISH_SECONDS``.
 """
 
@@ -39,23 +40,12 @@ LISTEN_BACKLOG = 1024  # of each process's socket (weer-serve's, or the process'
 TICK_SECONDS = 0.05  # how often the schedule is looked at: 20 rounds of closes a second
 FINISH_SECONDS = 10.0  # after the window: the longest wait for close handshakes and requests
 
-_requested = False  # SIGTERM came before the server could drain (while it was starting)
 _draining = False
 
 
 def draining() -> bool:
     """Whether this process is draining (so ``/readyz`` says it is not ready)."""
     return _draining
-
-
-def request() -> None:
-    """Note a SIGTERM that came while the process was starting: it drains once it runs."""
-    global _requested
-    _requested = True
-
-
-def requested() -> bool:
-    return _requested
 
 
 def tell_supervisor() -> None:

@@ -20,11 +20,11 @@ every process, and it exits once they have.
 A process SIGTERMed on its own (a rolling restart of one process) says so to ``weer-serve``
 as it starts draining, over a pipe, and a fresh one takes its slot at once, on a fresh socket
 on the same port: the clients it closes come back to the others and to the new one. Its exit
-is not a death; nor is an exit 0 without a word (SIGTERMed while starting, or SIGINTed), which
-is replaced at once too.
+is not a death; nor is one that stopped without a word (SIGTERMed while it started, or
+SIGINTed: an exit 0, or death by SIGTERM), which is replaced at once too.
 
-A process that dies while the server is not shutting down (a crash, an OOM kill: any exit but
-0) is logged and replaced by a fresh one, while the others keep serving: its clients reconnect
+A process that dies while the server is not shutting down (a crash, an OOM kill: any other
+exit) is logged and replaced by a fresh one, while the others keep serving: its clients reconnect
 (1006), the kernel hands them to the live processes, and they resume from the shared history.
 Replacements of the dead wait 0.5 s, doubling with each death in the window (up to 8 s), so a
 process that cannot start does not spin; if ``--max-deaths`` (5) die within ``--death-window``
@@ -192,15 +192,15 @@ class _Supervisor:
                 continue
             self.children[slot] = None
             child.forget()
-            if child.process.returncode == 0:  # stopped on purpose (before it could say so)
-                _say(f"daphne {child.pid} drained and stopped (0); a new one in its place")
+            returncode = child.process.returncode
+            if returncode in (0, -signal.SIGTERM):  # stopped on purpose, before it said so
+                _say(f"daphne {child.pid} stopped ({returncode}); a new one in its place")
                 self._restart_at[slot] = now
                 continue
             self._deaths.append(now)
             while now - self._deaths[0] > self._death_window:
                 self._deaths.popleft()
             deaths = len(self._deaths)
-            returncode = child.process.returncode
             if deaths >= self._max_deaths:
                 _say(
                     f"daphne {child.pid} died ({returncode}), {deaths} in "

@@ -7,7 +7,8 @@ makes autobahn close a websocket that breaks the protocol with a close frame say
 (``WEBSOCKET_OPTIONS``) instead of resetting its TCP connection, and drains on SIGTERM
 (``realtime.serving.drain``) instead of dropping every connection at once; it exits 0 only
 after a drain or a SIGINT (1 when it cannot listen), which is how ``weer-serve`` tells a
-process stopped on purpose from one that died.
+process stopped on purpose from one that died (as is death by a SIGTERM that came while it
+started).
 
 ``create_application`` is a copy of daphne's (4.2.3, pinned in ``constraints.txt``) with one
 line changed; a test fails when the installed daphne's no longer matches it.
@@ -119,8 +120,6 @@ class WeerServer(Server):  # type: ignore[misc]
             reactor.callFromThread(self.start_drain)
 
         signal.signal(signal.SIGTERM, on_sigterm)
-        if drain.requested():  # SIGTERM came while the process was starting
-            self.start_drain()
 
     def start_drain(self) -> None:
         """Stop accepting and close every websocket with 1012 over ``WEB_DRAIN_SECONDS``,
@@ -206,8 +205,5 @@ class WeerCommandLine(CommandLineInterface):  # type: ignore[misc]
 
 
 if __name__ == "__main__":
-    # Until the reactor runs, Python's default would end the process with -SIGTERM (a death,
-    # to weer-serve): note it instead, and drain (nothing yet) once running.
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: drain.request())
     WeerCommandLine.entrypoint()
     sys.exit(WeerServer.exit_status)
