@@ -30,7 +30,7 @@ from loadtest.run import run
 from realtime.close_codes import SERVICE_RESTART
 from realtime.publishing import publish_event
 from realtime.serving.drain import closes_due
-from tests.conftest import DaphneServer, run_server
+from tests.conftest import DaphneServer, read_metrics, run_server
 from tests.factories import HospitalFactory
 from tests.polling import eventually, wait_for
 
@@ -375,6 +375,10 @@ async def _restart(server: DaphneServer, victim: int) -> DrainSeen:
         return answer if answer[0] == 503 else None
 
     readyz_draining = await asyncio.to_thread(wait_for, draining, "/readyz 503", 2, 0.02)
+    flagged = f'weer_process_draining{{process="{socket.gethostname()}:{victim}"}} 1.0'
+    await asyncio.to_thread(
+        wait_for, lambda: flagged in read_metrics(server.http_url), "/metrics to say it drains", 3
+    )
     fresh = Http(server.port)  # to the other process, or to the new one once it runs
     status, body = await asyncio.to_thread(fresh.get, "/readyz")
     owner = await asyncio.to_thread(fresh.owner, before | _children(parent))

@@ -127,8 +127,11 @@ class WeerServer(Server):  # type: ignore[misc]
         if self._drain is not None:
             drain.logger.info("SIGTERM again: already draining")
             return
-        # Imported here: close_codes needs Django's apps, loaded with the application.
+        # Imported here: they need Django's apps, loaded with the application.
         from realtime.close_codes import SERVICE_RESTART
+        from realtime.hub import get_hub
+
+        get_hub().metrics.draining = True  # weer_process_draining on /metrics (the alerts')
 
         def close(protocol: Any) -> None:
             # autobahn's sendClose lets applications send only 1000 and 3000-4999; its
