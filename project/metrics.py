@@ -9,6 +9,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import MySQLdb  # type: ignore[import-untyped]  # mysqlclient ships no types; stubs not in dev
 import redis
@@ -23,6 +24,7 @@ from prometheus_client.registry import Collector
 from domain.selectors.outbox import outbox_backlog
 from ingestion.metrics import IngestionMetricsCollector
 from ingestion.region_health import RegionDataCollector
+from realtime.engine import cluster_seeds, is_cluster, sync_engine
 from realtime.metrics import PresenceMetricsCollector, RedisMetricsCollector
 
 logger = logging.getLogger(__name__)
@@ -58,72 +60,135 @@ SOURCE_NEEDS = {
 
 
 class DependencyHealth:
-    """Whether this process reaches Redis (``REDIS_URL``: broker, process figures, locks) and
-    the database now, each asked on a connection of its own with a deadline of its own
-    (``HEALTH_TIMEOUT``), so that one that stopped answering costs a scrape that long."""
+    """Whether this process reaches Redis and the database now: ``REDIS_URL`` (broker, process
+    figures, locks: ``redis="main"``), the realtime engine when it is another Redis or a
+    cluster (``REALTIME_REDIS_URL``: ``redis="engine"``, every node the cluster lists, each
+    with its role), and MariaDB. Each is asked on a connection of its own with a deadline of
+    its own (``HEALTH_TIMEOUT``), so that one that stopped answering costs a scrape that long."""
 
-    def __init__(self, redis_url: str) -> None:
-        self._redis = redis.Redis.from_url(
-            redis_url, socket_timeout=HEALTH_TIMEOUT, socket_connect_timeout=HEALTH_TIMEOUT
-        )
-        where = self._redis.connection_pool.connection_kwargs
-        self.node = f"{where['host']}:{where['port']}" if "host" in where else where["path"]
+    def __init__(self, redis_url: str, engine_url: str | None = None) -> None:
+        self._main = _health_client(redis.Redis.from_url(redis_url))
+        self.node = _node_name(self._main)
+        self._engine: redis.Redis | redis.RedisCluster | None = None
+        self._engine_nodes: dict[str, redis.Redis] = {}  # a cluster's, by address, once seen
+        if engine_url is None or engine_url == redis_url:
+            return
+        options = {"socket_timeout": HEALTH_TIMEOUT, "socket_connect_timeout": HEALTH_TIMEOUT}
+        self._engine = sync_engine(engine_url, **options)
+        # A cluster's nodes are asked with its first seed's credentials and TLS.
+        seed_url = cluster_seeds(engine_url)[0] if is_cluster(engine_url) else engine_url
+        self._seed = redis.Redis.from_url(seed_url)
 
     def check(self) -> tuple[list[Metric], set[str]]:
-        """The health figures, and which of ``redis`` and ``database`` answered."""
-        redis_figures, redis_up = self._redis_figures()
+        """The health figures, and which of ``redis`` (``REDIS_URL``) and ``database``
+        answered."""
+        figures = _RedisFigures()
+        redis_up = figures.add("main", self.node, self._main)
+        for node, client in self._engine_clients().items():
+            figures.add("engine", node, client)
         database_figures, database_up = _database_figures()
         reached = {name for name, up in (("redis", redis_up), ("database", database_up)) if up}
-        return [*redis_figures, *database_figures], reached
+        return [*figures.families(), *database_figures], reached
 
-    def _redis_figures(self) -> tuple[list[Metric], bool]:
-        up = GaugeMetricFamily(
-            "weer_redis_up",
-            "Whether Redis answered this process's ping (1) or not",
-            labels=["node"],
-        )
-        seconds = GaugeMetricFamily(
-            "weer_redis_ping_seconds", "How long Redis took to answer a ping", labels=["node"]
-        )
+    def _engine_clients(self) -> dict[str, redis.Redis]:
+        """The engine's nodes to ask: itself when it is one Redis; for a cluster every node in
+        its ``CLUSTER NODES`` now (a failed one too, while the cluster lists it), or the last
+        ones seen if no node answers that."""
+        if self._engine is None:
+            return {}
+        if isinstance(self._engine, redis.Redis):
+            return {_node_name(self._engine): self._engine}
         try:
-            started = time.perf_counter()
-            self._redis.ping()
-            seconds.add_metric([self.node], time.perf_counter() - started)
-            info = self._redis.info()
+            listed = self._engine.cluster_nodes()
         except redis.RedisError as exc:
-            logger.warning("/metrics: Redis at %s does not answer: %r", self.node, exc)
-            up.add_metric([self.node], 0)
-            return [up], False
-        up.add_metric([self.node], 1)
-        return [up, seconds, *_redis_info_families(self.node, info)], True
+            logger.warning("/metrics: no node of the realtime cluster answers: %r", exc)
+            return self._engine_nodes
+        nodes: dict[str, redis.Redis] = {}
+        for address in sorted(listed):
+            host, _, port = address.rpartition(":")
+            nodes[address] = self._engine_nodes.get(address) or _health_client(
+                self._seed, host=host, port=int(port)
+            )
+        self._engine_nodes = nodes
+        return nodes
 
 
-def _redis_info_families(node: str, info: dict[str, object]) -> list[Metric]:
-    """``INFO``'s figures that tell a failover (``run_id`` and ``role``), a restart and a full
-    memory (evictions drop streams' history and counters)."""
-    server = GaugeMetricFamily(
-        "weer_redis_server_info",
-        "The Redis server answering (1): a new run_id or role is a restart or a failover",
-        labels=["node", "role", "run_id", "version"],
+def _health_client(client: redis.Redis, **where: Any) -> redis.Redis:
+    """A client like ``client`` (or like it but at ``where``: ``host``, ``port``) whose every
+    command gives up after ``HEALTH_TIMEOUT``."""
+    options = dict(client.connection_pool.connection_kwargs)
+    options.update(where, socket_timeout=HEALTH_TIMEOUT, socket_connect_timeout=HEALTH_TIMEOUT)
+    options.pop("connection_class", None)
+    return redis.Redis(
+        connection_pool=redis.ConnectionPool(
+            connection_class=client.connection_pool.connection_class, **options
+        )
     )
-    server.add_metric([node, str(info["role"]), str(info["run_id"]), str(info["redis_version"])], 1)
-    families: list[Metric] = [server]
-    for name, field, help_text in (
+
+
+def _node_name(client: redis.Redis) -> str:
+    where = client.connection_pool.connection_kwargs
+    return f"{where['host']}:{where['port']}" if "host" in where else str(where["path"])
+
+
+class _RedisFigures:
+    """The Redis health families, a sample per node asked: ``weer_redis_up`` and, for a node
+    that answered, its ping time and ``INFO``'s figures that tell a failover (``run_id`` and
+    ``role``), a restart and a full memory (evictions drop streams' history and counters)."""
+
+    _GAUGES = (
         ("uptime_seconds", "uptime_in_seconds", "Seconds since the Redis server started"),
         ("memory_used_bytes", "used_memory", "Memory Redis uses"),
         ("memory_max_bytes", "maxmemory", "Redis's maxmemory (0: no limit)"),
         ("connected_clients", "connected_clients", "Clients connected to Redis"),
         ("connected_replicas", "connected_slaves", "Replicas connected to this Redis"),
-    ):
-        gauge = GaugeMetricFamily(f"weer_redis_{name}", help_text, labels=["node"])
-        gauge.add_metric([node], float(info.get(field, 0)))  # type: ignore[arg-type]
-        families.append(gauge)
-    evicted = CounterMetricFamily(
-        "weer_redis_evicted_keys", "Keys Redis evicted for memory", labels=["node"]
     )
-    evicted.add_metric([node], float(info.get("evicted_keys", 0)))  # type: ignore[arg-type]
-    families.append(evicted)
-    return families
+
+    def __init__(self) -> None:
+        labels = ["redis", "node"]
+        self.up = GaugeMetricFamily(
+            "weer_redis_up", "Whether Redis answered this process's ping (1) or not", labels=labels
+        )
+        self.seconds = GaugeMetricFamily(
+            "weer_redis_ping_seconds", "How long Redis took to answer a ping", labels=labels
+        )
+        self.server = GaugeMetricFamily(
+            "weer_redis_server_info",
+            "The Redis server answering (1): a new run_id or role is a restart or a failover",
+            labels=[*labels, "role", "run_id", "version"],
+        )
+        self.gauges = {
+            field: GaugeMetricFamily(f"weer_redis_{name}", help_text, labels=labels)
+            for name, field, help_text in self._GAUGES
+        }
+        self.evicted = CounterMetricFamily(
+            "weer_redis_evicted_keys", "Keys Redis evicted for memory", labels=labels
+        )
+
+    def add(self, purpose: str, node: str, client: redis.Redis) -> bool:
+        """Ask ``client`` (the node ``node`` of Redis ``purpose``); whether it answered."""
+        try:
+            started = time.perf_counter()
+            client.ping()
+            seconds = time.perf_counter() - started
+            info: dict[str, Any] = client.info()
+        except redis.RedisError as exc:
+            logger.warning("/metrics: Redis (%s) at %s does not answer: %r", purpose, node, exc)
+            self.up.add_metric([purpose, node], 0)
+            return False
+        labels = [purpose, node]
+        self.up.add_metric(labels, 1)
+        self.seconds.add_metric(labels, seconds)
+        self.server.add_metric(
+            [*labels, str(info["role"]), str(info["run_id"]), str(info["redis_version"])], 1
+        )
+        for field, gauge in self.gauges.items():
+            gauge.add_metric(labels, float(info.get(field, 0)))
+        self.evicted.add_metric(labels, float(info.get("evicted_keys", 0)))
+        return True
+
+    def families(self) -> list[Metric]:
+        return [self.up, self.seconds, self.server, *self.gauges.values(), self.evicted]
 
 
 def _database_figures() -> tuple[list[Metric], bool]:
@@ -178,7 +243,7 @@ class _Sources(Collector):
         self, sources: dict[str, Collector], health: DependencyHealth | None = None
     ) -> None:
         self._sources = sources
-        self._health = health or DependencyHealth(settings.REDIS_URL)
+        self._health = health or DependencyHealth(settings.REDIS_URL, settings.REALTIME_REDIS_URL)
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(

@@ -3,6 +3,7 @@ dashboard load and are well formed, every metric they query exists on a real ser
 (with a real worker's ingestion figures), and the figures added for them count what they say."""
 
 import asyncio
+import contextlib
 import functools
 import io
 import json
@@ -34,6 +35,7 @@ from ingestion.tasks import poll_region_beds
 from realtime.metrics import PROCESS_KEY_PREFIX, ProcessMetrics, RedisMetricsCollector
 from tests.conftest import (
     DaphneServer,
+    _free_port,
     metrics_headers,
     read_metrics,
     run_celery_worker,
@@ -43,6 +45,7 @@ from tests.conftest import (
 from tests.factories import HospitalFactory, UserFactory
 from tests.mariadb import migrate, run_mariadb
 from tests.polling import wait_for
+from tests.redis_cluster import run_redis_cluster
 from tests.test_reservations import CONDITION
 from tests.ws import WsClient
 
@@ -157,15 +160,16 @@ def _ready(text: str, hpid: str) -> str | None:
 
 
 @functools.cache
-def _promtool() -> Path:
-    """Prometheus's promtool, taken out of Debian's prometheus package on first use and kept in
-    var/tools/ (the package is not installed: it would enable a Prometheus server on :9090)."""
-    cached = sorted((ROOT / "var" / "tools").glob("promtool-*"))
+def _prometheus_tool(name: str) -> Path:
+    """``promtool`` or ``prometheus``, taken out of Debian's prometheus package on first use and
+    kept in var/tools/<name>-<version> (as tests/test_k8s_manifests.py keeps its Prometheus;
+    the package is not installed: it would enable a Prometheus server on :9090)."""
+    cached = sorted((ROOT / "var" / "tools").glob(f"{name}-*"))
     if cached:
         return cached[-1]
     apt_get, dpkg_deb = shutil.which("apt-get"), shutil.which("dpkg-deb")
     if apt_get is None or dpkg_deb is None:
-        pytest.fail("promtool comes from Debian's prometheus package: no apt-get/dpkg-deb here")
+        pytest.fail(f"{name} comes from Debian's prometheus package: no apt-get/dpkg-deb here")
     with tempfile.TemporaryDirectory() as scratch:
         download = [apt_get, "-qq", "-o", "APT::Sandbox::User=root", "download", "prometheus"]
         if subprocess.run(download, cwd=scratch, capture_output=True, check=False).returncode:
@@ -176,11 +180,11 @@ def _promtool() -> Path:
             [dpkg_deb, "--fsys-tarfile", str(deb)], capture_output=True, check=True
         ).stdout
         with tarfile.open(fileobj=io.BytesIO(files)) as archive:
-            member = archive.extractfile("./usr/bin/promtool")
+            member = archive.extractfile(f"./usr/bin/{name}")
             assert member is not None
             binary = member.read()
     version = deb.name.split("_")[1].split("+")[0]
-    path = ROOT / "var" / "tools" / f"promtool-{version}"
+    path = ROOT / "var" / "tools" / f"{name}-{version}"
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     partial.write_bytes(binary)
@@ -232,7 +236,7 @@ def _rule_test_series() -> list[str]:
 
 def test_promtool_checks_the_rules() -> None:
     ran = subprocess.run(
-        [str(_promtool()), "check", "rules", str(RULES)],
+        [str(_prometheus_tool("promtool")), "check", "rules", str(RULES)],
         capture_output=True,
         text=True,
         check=False,
@@ -246,7 +250,7 @@ def test_the_rules_fire_when_they_should_and_only_then() -> None:
     each fires on its signs, once however many pods are scraped, with its labels and
     annotations rendered; and stays quiet on near misses."""
     ran = subprocess.run(
-        [str(_promtool()), "test", "rules", RULE_TESTS.name],
+        [str(_prometheus_tool("promtool")), "test", "rules", RULE_TESTS.name],
         cwd=RULE_TESTS.parent,
         capture_output=True,
         text=True,
@@ -363,7 +367,7 @@ def test_every_metric_queried_is_on_a_real_metrics_page(exposition: Exposition) 
 @pytest.mark.django_db(transaction=True)
 def test_promtool_finds_nothing_to_lint_on_the_metrics_page(exposition: Exposition) -> None:
     ran = subprocess.run(
-        [str(_promtool()), "check", "metrics"],
+        [str(_prometheus_tool("promtool")), "check", "metrics"],
         input=exposition.text,
         capture_output=True,
         text=True,
@@ -500,3 +504,140 @@ def test_a_frozen_redis_or_database_shows_down_within_a_scrape(tmp_path: Path) -
                 ),
                 "both up again on /metrics",
             )
+
+
+# -- a real Prometheus with these rules, a real Redis Cluster failing over ----------------------
+
+
+def _alerts(url: str) -> list[dict[str, Any]]:
+    """Prometheus's alerts now (empty while it starts)."""
+    try:
+        answer = httpx.get(f"{url}/api/v1/alerts", timeout=5)
+    except httpx.TransportError:
+        return []
+    return list(answer.json()["data"]["alerts"]) if answer.is_success else []
+
+
+def _query(url: str, promql: str) -> list[dict[str, Any]]:
+    try:
+        answer = httpx.get(f"{url}/api/v1/query", params={"query": promql}, timeout=5)
+    except httpx.TransportError:
+        return []
+    return list(answer.json()["data"]["result"]) if answer.is_success else []
+
+
+def _engine_nodes(text: str) -> dict[str, tuple[float, str | None]]:
+    """Each realtime-engine node on /metrics: node → (weer_redis_up, its role or None)."""
+    nodes: dict[str, tuple[float, str | None]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("redis") != "engine":
+                continue
+            node = sample.labels["node"]
+            up, role = nodes.get(node, (0.0, None))
+            if sample.name == "weer_redis_up":
+                up = sample.value
+            elif sample.name == "weer_redis_server_info":
+                role = sample.labels["role"]
+            nodes[node] = (up, role)
+    return nodes
+
+
+@contextlib.contextmanager
+def _prometheus_with_the_rules(tmp_path: Path, server: DaphneServer) -> Iterator[str]:
+    """A real Prometheus (Debian's) evaluating weer-alerts.yaml every second over ``server``'s
+    /metrics, scraped every second: yields its URL."""
+    port = _free_port()
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": [
+            {
+                "job_name": "weer",
+                "metrics_path": "/metrics",
+                "authorization": {"type": "Bearer", "credentials": settings.METRICS_TOKEN},
+                "static_configs": [{"targets": [f"127.0.0.1:{server.port}"]}],
+            }
+        ],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    command = [
+        str(_prometheus_tool("prometheus")),
+        f"--config.file={tmp_path / 'prometheus.yml'}",
+        f"--storage.tsdb.path={tmp_path / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
+    with (tmp_path / "prometheus.log").open("wb") as log:
+        prometheus = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        prometheus.terminate()
+        prometheus.wait(timeout=30)
+
+
+def _named(alerts: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [alert for alert in alerts if alert["labels"]["alertname"] == name]
+
+
+def _masters(nodes: dict[str, tuple[float, str | None]]) -> set[str]:
+    return {node for node, (up, role) in nodes.items() if up and role == "master"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_prometheus_with_these_rules_sees_a_cluster_master_fail_over(
+    tmp_path: Path,
+) -> None:
+    """A real server whose realtime engine is a 3-master, 3-replica Redis Cluster shows every
+    node with its role; a real Prometheus loads weer-alerts.yaml and scrapes it. Killing a
+    master, once its replica is promoted: the dead node is down on /metrics, the promoted one a
+    master, and WeerRedisFailover fires in Prometheus (cause primary_changed, on the promoted
+    node); WeerRedisDown does not (the cluster still answers)."""
+    with (
+        run_redis_cluster(tmp_path / "cluster") as cluster,
+        run_server(
+            tmp_path,
+            "-m",
+            "realtime.serving.server",
+            "project.asgi:application",
+            env={"REALTIME_REDIS_URL": cluster.url},
+        ) as server,
+    ):
+        before = _engine_nodes(_scrape(server)[0])
+        assert sorted(before) == sorted(f"127.0.0.1:{node.port}" for node in cluster.nodes)
+        assert sorted(role or "" for _, role in before.values()) == ["master"] * 3 + ["slave"] * 3
+        assert all(up == 1 for up, _ in before.values())
+        with _prometheus_with_the_rules(tmp_path, server) as url:
+            wait_for(
+                lambda: len(_query(url, 'weer_redis_up{redis="engine"} == 1')) == 6,
+                f"Prometheus scraping every engine node (log: {tmp_path / 'prometheus.log'})",
+                timeout=60,
+            )
+            assert not _named(_alerts(url), "WeerRedisFailover")
+
+            master = cluster.primaries()[0]
+            cluster.kill(master)
+            cluster.wait_promoted(master)
+            dead = f"127.0.0.1:{master.port}"
+
+            def failed_over() -> dict[str, tuple[float, str | None]] | None:
+                nodes = _engine_nodes(_scrape(server)[0])
+                return nodes if nodes[dead][0] == 0 and len(_masters(nodes)) == 3 else None
+
+            promoted = _masters(wait_for(failed_over, "three masters, the dead one down"))
+            promoted -= _masters(before)
+            assert len(promoted) == 1
+
+            def fired() -> list[dict[str, Any]]:
+                return [
+                    alert
+                    for alert in _named(_alerts(url), "WeerRedisFailover")
+                    if alert["labels"].get("cause") == "primary_changed"
+                    and alert["state"] == "firing"
+                ]
+
+            (alert,) = wait_for(fired, "WeerRedisFailover firing in Prometheus", timeout=30)
+            assert alert["labels"]["node"] in promoted
+            assert alert["labels"]["severity"] == "medium"
+            assert not _named(_alerts(url), "WeerRedisDown")
