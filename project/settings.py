@@ -86,9 +86,13 @@ REALTIME_MAX_MESSAGE_BYTES = env.int("REALTIME_MAX_MESSAGE_BYTES", default=4096)
 REALTIME_MAX_STREAMS_PER_SOCKET = env.int("REALTIME_MAX_STREAMS_PER_SOCKET", default=64)
 # On SIGTERM a server process closes its websockets with 1012 evenly over this many seconds,
 # then exits (realtime.serving.drain): Kubernetes' grace period must cover it.
-WEB_DRAIN_SECONDS = env.float("WEB_DRAIN_SECONDS", default=20.0)
+_drain_window = env.str("WEB_DRAIN_SECONDS", default="20")
+try:  # not env.float, which reads "20s" as 20 and "twenty" as an empty string
+    WEB_DRAIN_SECONDS = float(_drain_window)
+except ValueError:
+    WEB_DRAIN_SECONDS = float("nan")
 if not 0 <= WEB_DRAIN_SECONDS <= 3600:
-    raise ImproperlyConfigured(f"WEB_DRAIN_SECONDS={WEB_DRAIN_SECONDS!r}: from 0 to 3600 seconds")
+    raise ImproperlyConfigured(f"WEB_DRAIN_SECONDS={_drain_window!r}: seconds, from 0 to 3600")
 # ER-screen presence (the metrics stream's "presence" section): a hospital that received a
 # reservation within this long needs an ER screen connected, as one with pending ones does.
 PRESENCE_RECENT_REQUEST_SECONDS = env.int("PRESENCE_RECENT_REQUEST_SECONDS", default=3600)

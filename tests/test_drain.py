@@ -12,6 +12,8 @@ import os
 import signal
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from domain.models import Hospital, Role
 from domain.services.tokens import access_token_issue
@@ -30,7 +33,7 @@ from loadtest.run import run
 from realtime.close_codes import SERVICE_RESTART
 from realtime.publishing import publish_event
 from realtime.serving.drain import closes_due
-from tests.conftest import DaphneServer, read_metrics, run_server
+from tests.conftest import DaphneServer, read_metrics, run_server, server_env
 from tests.factories import HospitalFactory
 from tests.polling import eventually, wait_for
 
@@ -83,6 +86,22 @@ def test_reconnect_delays_are_full_jitter_within_a_doubling_bound() -> None:
     assert 0.23 < statistics.mean(delays) < 0.27
     assert all(0 <= reconnect_delay(3) < 4.0 for _ in range(100))
     assert max(reconnect_delay(30) for _ in range(2000)) > 29
+
+
+@pytest.mark.parametrize("value", ["-1", "3601", "nan", "twenty", "20s"])
+def test_a_drain_window_out_of_range_stops_the_process_at_start(value: str) -> None:
+    """WEB_DRAIN_SECONDS is 0 to 3600 seconds; anything else is refused, saying so, before
+    a server could start with it."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        env={**server_env(), "WEB_DRAIN_SECONDS": value},
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert f"WEB_DRAIN_SECONDS={value!r}: seconds, from 0 to 3600" in result.stderr
 
 
 # -- helpers: which process holds a connection, HTTP on one connection ----------------------
