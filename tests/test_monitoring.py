@@ -593,7 +593,8 @@ def test_a_real_prometheus_with_these_rules_sees_a_cluster_master_fail_over(
     node with its role; a real Prometheus loads weer-alerts.yaml and scrapes it. Killing a
     master, once its replica is promoted: the dead node is down on /metrics, the promoted one a
     master, and WeerRedisFailover fires in Prometheus (cause primary_changed, on the promoted
-    node); WeerRedisDown does not (the cluster still answers)."""
+    node); WeerRedisDown does not (the cluster still answers). Prometheus runs every panel's
+    query of the dashboard too."""
     with (
         run_redis_cluster(tmp_path / "cluster") as cluster,
         run_server(
@@ -641,3 +642,9 @@ def test_a_real_prometheus_with_these_rules_sees_a_cluster_master_fail_over(
             assert alert["labels"]["node"] in promoted
             assert alert["labels"]["severity"] == "medium"
             assert not _named(_alerts(url), "WeerRedisDown")
+            # Every panel's query, as Grafana sends it, is one Prometheus itself runs.
+            for panel in _panels():
+                for target in panel["targets"]:
+                    expr = _as_prometheus_gets_it(target["expr"])
+                    answer = httpx.get(f"{url}/api/v1/query", params={"query": expr}, timeout=10)
+                    assert answer.json()["status"] == "success", (panel["title"], answer.text)
