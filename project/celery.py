@@ -3,22 +3,43 @@
 The worker and beat log through Django's ``settings.LOGGING`` (``LOG_FORMAT``'s line format and
 its filters, ``project.logfilters``), not through Celery's own set-up, which would replace the
 root logger's handlers and write its own format: with a ``setup_logging`` receiver connected,
-Celery configures no logging at all. Under ``LOG_FORMAT=json`` what the worker prints rather
-than logs (its startup banner, its notice of a warm shutdown) is left out or logged instead;
-``celery beat`` prints its banner before any hook runs, so it is started with ``-q`` there
-(monitoring/README.md, "Logs").
+Celery configures no logging at all. Under ``LOG_FORMAT=json`` what the worker and beat print
+rather than log (their startup banners, the worker's notice of a warm shutdown) is left out or
+logged instead, so that every line is JSON (monitoring/README.md, "Logs").
 """
 
+import functools
 import logging
 import logging.config
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery, signals
 
+if TYPE_CHECKING:
+    from celery.apps.beat import Beat
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
-app = Celery("weer")
+
+class WeerCelery(Celery):
+    @functools.cached_property
+    def Beat(self) -> "type[Beat]":
+        """``celery beat``'s program, quiet (no banner) under ``LOG_FORMAT=json``: it prints
+        its banner before any signal is sent, so no hook could leave it out later."""
+        from celery.apps.beat import Beat
+        from django.conf import settings
+
+        class JsonQuietBeat(Beat):
+            def __init__(self, **options: Any) -> None:  # celery beat passes keywords only
+                options["quiet"] = options.get("quiet") or settings.LOG_FORMAT == "json"
+                super().__init__(**options)
+
+        beat: type[Beat] = self.subclass_with_self(JsonQuietBeat)
+        return beat
+
+
+app = WeerCelery("weer")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -302,13 +302,11 @@ def test_a_celery_worker_in_the_plain_format_keeps_it_and_its_filter(tmp_path: P
     assert not [line for line in _lines(log.read_text()) if line.startswith("[20")]  # Celery's
 
 
-def test_celery_beat_with_log_format_json_and_quiet_writes_only_json_lines(
-    tmp_path: Path,
-) -> None:
-    """A real beat, started with -q as under LOG_FORMAT=json (it prints its banner before any
-    hook): every line is JSON, a task it sends is logged, the routine relay's are not."""
+def test_celery_beat_with_log_format_json_writes_only_json_lines(tmp_path: Path) -> None:
+    """A real beat as deployed (no -q): no banner, every line JSON, a task it sends logged and
+    the routine relay's not."""
     log = tmp_path / "beat.log"
-    argv = [sys.executable, "-m", "celery", "-A", "project", "-q", "beat", "-l", "INFO"]
+    argv = [sys.executable, "-m", "celery", "-A", "project", "beat", "-l", "INFO"]
     with run_redis(tmp_path) as broker, log.open("wb") as out:  # its tasks go nowhere shared
         beat = subprocess.Popen(
             [*argv, "-s", str(tmp_path / "beat-schedule")],
