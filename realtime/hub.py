@@ -120,6 +120,7 @@ class Hub:
             timeout=REDIS_TIMEOUT,
             ping_after=PING_AFTER_SILENCE,
             on_lost=self._lost,
+            on_back=self._back,
         )
         self._listener: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -243,6 +244,8 @@ class Hub:
         for sink in feed.live.values():
             sink.send(frame)
         self.metrics.frames_sent += len(feed.live) * len(run)
+        if feed.live:
+            self.metrics.events_delivered(run[0][1].payloads[0], len(run))
 
     async def _repair(self, feed: Feed, after: int, upto: int, *, lost: bool = True) -> bool:
         """Deliver from history what pub/sub lost (or has not brought yet) after ``after`` up
@@ -327,6 +330,10 @@ class Hub:
             except Exception:
                 logger.exception("hub: fanning out failed")
                 await asyncio.sleep(0.1)
+
+    def _back(self) -> None:
+        """A pub/sub connection is back, or channels moved to a new master (on /metrics)."""
+        self.metrics.pubsub_reconnects += 1
 
     def _lost(self, channels: list[str]) -> None:
         """The pub/sub connection of ``channels`` failed: until it is back (and their streams

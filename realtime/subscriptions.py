@@ -72,6 +72,7 @@ class _Connection:
                 if self.down:
                     self.down = False
                     logger.warning("hub: pub/sub connection to %s is back", self.name)
+                    self.owner.back()
                 backoff = 0.1
                 if message is None:
                     await self._check_silence()
@@ -125,9 +126,12 @@ class Subscriptions:
         timeout: float,
         ping_after: float,
         on_lost: Callable[[list[str]], None],
+        on_back: Callable[[], None],
     ) -> None:
+        """``on_lost(channels)``: their connection failed; ``on_back()``: a connection is back,
+        or a re-homing moved channels to another master."""
         self.engine, self.timeout, self.ping_after = engine, timeout, ping_after
-        self._on_lost = on_lost
+        self._on_lost, self._on_back = on_lost, on_back
         self._connections: dict[str, _Connection] = {}
         self._home: dict[str, str] = {}  # channel → name of the connection it is subscribed on
         self._arrived: list[Message] = []
@@ -200,6 +204,9 @@ class Subscriptions:
             return
         self._arrived.append(message)
         self._wake.set()
+
+    def back(self) -> None:
+        self._on_back()
 
     def failed(self, connection: _Connection) -> None:
         lost = [ch for ch, name in self._home.items() if name == connection.name]
@@ -280,7 +287,7 @@ class Subscriptions:
         except RedisError:
             logger.warning("hub: cannot read the cluster's slot map", exc_info=True)
             return False
-        settled = True
+        settled, moved = True, False
         for channel, name in list(self._home.items()):
             try:
                 node = self._master_of(channel)
@@ -297,11 +304,14 @@ class Subscriptions:
                 if self._pushed_out[channel] < 5:
                     settled = False
                     continue
-            await self._move(channel, name)
+            if await self._move(channel, name):
+                moved = True
             settled = settled and channel not in self._pushed_out
+        if moved:
+            self._on_back()
         return settled and not any(c.down for c in self._connections.values())
 
-    async def _move(self, channel: str, old_name: str) -> None:
+    async def _move(self, channel: str, old_name: str) -> bool:
         old = self._connections.get(old_name)
         try:
             connection = await self._connection_for(channel)
@@ -310,7 +320,7 @@ class Subscriptions:
         except RedisError:
             self._home[channel] = old_name
             logger.warning("hub: cannot subscribe %s; retrying", channel, exc_info=True)
-            return
+            return False
         self._pushed_out.pop(channel, None)
         if old is not None and old is not connection:
             if not old.down:
@@ -321,3 +331,4 @@ class Subscriptions:
                 # channels left, stops trying to reconnect.
                 old.pubsub.shard_channels.pop(old.pubsub.encoder.encode(channel), None)
         logger.warning("hub: %s moved from %s to %s", channel, old_name, connection.name)
+        return True

@@ -2,6 +2,7 @@
 Redis streams, real server processes, and waiting for a condition with a deadline."""
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ from django.test import Client
 from domain.models import Role, User
 from domain.services.tokens import access_token_issue
 from ingestion.simulator import SimulatorServer
-from realtime.engine import is_cluster, sync_engine
+from realtime.engine import SyncEngine, is_cluster, sync_engine
 from realtime.publishing import history_key
 from tests.factories import HospitalFactory, UserFactory
 from tests.polling import wait_for
@@ -54,11 +55,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
     client.flushdb()
     if is_cluster(settings.REALTIME_REDIS_URL):  # a cluster of the run's own (REALTIME_REDIS_URL)
-        cast(redis.RedisCluster, sync_engine(settings.REALTIME_REDIS_URL)).flushall(
+        cast(redis.RedisCluster, realtime_engine()).flushall(
             target_nodes=redis.RedisCluster.PRIMARIES
         )
     if not settings.METRICS_TOKEN:
         settings.METRICS_TOKEN = METRICS_TOKEN
+
+
+@functools.cache
+def realtime_engine() -> SyncEngine:
+    """The test process's one client of the realtime engine (one Redis, or the cluster of a
+    cluster run). One for the run: redis-py's ``RedisCluster.close()`` leaves its nodes'
+    sockets to the garbage collector, which warns of each."""
+    return sync_engine(settings.REALTIME_REDIS_URL)
 
 
 def metrics_headers() -> dict[str, str]:
@@ -84,28 +93,26 @@ def _no_rate_limit_spent() -> None:
 
 
 @pytest.fixture
-def stream_events() -> Iterator[StreamEvents]:
+def stream_events() -> StreamEvents:
     """Reads back everything published to a stream so far, oldest first, from its history in
     Redis: ``stream_events("beds.11")``."""
-    client = sync_engine(settings.REALTIME_REDIS_URL)
+    client = realtime_engine()
 
     def read(stream: str) -> list[Event]:
         entries = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(history_key(stream)))
         return [json.loads(fields[b"f"]) for _, fields in entries]
 
-    yield read
-    client.close()
+    return read
 
 
 @pytest.fixture
 def empty_streams() -> None:
     """Start with no history or sequence numbers on any beds, hospital or crew stream, so
     ``stream_events`` sees only what the test published (use with ``usefixtures``)."""
-    client = sync_engine(settings.REALTIME_REDIS_URL)
+    client = realtime_engine()
     for kind in ("beds", "hospital", "crew"):
         for key in client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}{{{kind}.*"):
             client.delete(key)
-    client.close()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ stream's snapshot and applied every event since, by the rules of docs/protocol.m
 fresh snapshot holds, after every step of a realistic sequence of changes. Real MariaDB and the
 real publishing path into Redis; the events are read back from the stream's history."""
 
+import functools
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -18,7 +19,7 @@ from domain.selectors.hospitals import er_status_snapshot
 from domain.selectors.reservations import reservations_open_snapshot
 from domain.services import reservations
 from domain.services.er_status import er_status_apply, region_poll_failed, region_poll_succeeded
-from realtime.engine import sync_engine
+from realtime.engine import SyncEngine, sync_engine
 from realtime.publishing import encode_json, history_key
 from tests.factories import (
     ERStatusFactory,
@@ -33,12 +34,19 @@ pytestmark = pytest.mark.django_db
 Json = dict[str, Any]
 
 
+@functools.cache
+def _engine() -> SyncEngine:
+    """One client of the realtime engine for the module (a cluster client left to the garbage
+    collector warns of its sockets)."""
+    return sync_engine(settings.REALTIME_REDIS_URL)
+
+
 class StreamReader:
     """Reads a stream's events from its history, each once, in seq order."""
 
     def __init__(self, stream: str) -> None:
         self._key = history_key(stream)
-        self._client = sync_engine(settings.REALTIME_REDIS_URL)
+        self._client = _engine()
         self._client.delete(self._key)
         self._after = "-"
 

@@ -1,6 +1,7 @@
 """Streams over real daphne processes, real Redis and a real websocket client."""
 
 import asyncio
+import functools
 import json
 import time
 from datetime import timedelta
@@ -15,7 +16,7 @@ from django.utils import timezone
 from domain.errors import ErrorCode
 from domain.models import Role, User
 from domain.services.tokens import access_token_issue
-from realtime.engine import async_engine, sync_engine
+from realtime.engine import SyncEngine, async_engine, sync_engine
 from realtime.hub import Hub
 from realtime.metrics import PROCESS_KEY_PREFIX
 from realtime.publishing import (
@@ -43,8 +44,11 @@ def _token(user: User, lifetime: timedelta | None = None) -> str:
     return access_token_issue(user=user, lifetime=lifetime)
 
 
-def _engine() -> "redis.Redis | redis.RedisCluster":
-    """The realtime engine the server uses (one Redis, or the cluster of a cluster run)."""
+@functools.cache
+def _engine() -> SyncEngine:
+    """The realtime engine the server uses (one Redis, or the cluster of a cluster run): one
+    client for the module (a cluster client left to the garbage collector warns of its
+    sockets)."""
     return sync_engine(settings.REALTIME_REDIS_URL)
 
 

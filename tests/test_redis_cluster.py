@@ -218,6 +218,16 @@ class _Listener:
         self.position[stream] = seq
 
 
+def _reconnects(server: DaphneServer) -> float:
+    """``weer_hub_pubsub_reconnects_total`` of the server's processes."""
+    lines = server.metrics().splitlines()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in lines
+        if line.startswith("weer_hub_pubsub_reconnects_total{")
+    )
+
+
 async def _listeners(server: DaphneServer, streams: list[str], count: int) -> list[_Listener]:
     user = await asyncio.to_thread(UserFactory)
     token = access_token_issue(user=user)
@@ -281,6 +291,7 @@ async def test_a_master_killed_mid_stream_loses_nothing_after_resume(
     lost, 0 duplicated."""
     streams = _one_stream_per_master(on_cluster)
     listeners = await _listeners(cluster_server, streams, 30)
+    reconnects_before = _reconnects(cluster_server)
     publisher = _Publisher(streams)
     victim = on_cluster.owner(seq_key(streams[0]))
     try:
@@ -308,6 +319,11 @@ async def test_a_master_killed_mid_stream_loses_nothing_after_resume(
             assert listener.faults == [], listener.faults[:5]
             for stream in streams:
                 assert listener.position[stream] == last[stream]
+        # The hub counted the move on /metrics (the WeerRedisFailover alert).
+        assert await eventually(
+            lambda: asyncio.to_thread(lambda: _reconnects(cluster_server) > reconnects_before),
+            "the failover on /metrics",
+        )
         # The streams of the surviving masters were never interrupted: no snapshot, every event.
         for listener in listeners:
             for stream in streams[1:]:
