@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from types import MethodType
 from typing import Any
@@ -66,7 +67,9 @@ class _Connection:
     async def _read(self) -> None:
         backoff = 0.1
         self.heard, self.pinged = time.monotonic(), None
-        while self.pubsub.subscribed:
+        # Not subscribed while a subscribe is under way is not the end: the answer to an
+        # unsubscribe can come while the same channel is being subscribed again.
+        while self.pubsub.subscribed or self.lock.locked():
             try:
                 message = await self.pubsub.get_message(timeout=1.0)
                 if self.down:
@@ -141,6 +144,7 @@ class Subscriptions:
         # passes found the slot map still naming that master.
         self._pushed_out: dict[str, int] = {}
         self._closing: set[asyncio.Future[None]] = set()
+        self._leaving: Counter[str] = Counter()  # our unsubscribes not yet answered
         self.clustered = isinstance(engine, redis.asyncio.RedisCluster)
 
     # -- what the hub calls ----------------------------------------------------------------
@@ -162,6 +166,9 @@ class Subscriptions:
                 by_connection.setdefault(name, []).append(channel)
         for name, names in by_connection.items():
             if (connection := self._connections.get(name)) is not None:
+                # Their sunsubscribe answers are not pushes, even for a channel subscribed again
+                # before they come back (a stream dropped and joined at once).
+                self._leaving.update(names)
                 await connection.unsubscribe(*names)
 
     def down(self, channel: str | None = None) -> bool:
@@ -197,7 +204,12 @@ class Subscriptions:
     def arrived(self, connection: _Connection, message: Message) -> None:
         if message["type"] == "sunsubscribe":
             channel = message["channel"].decode()
-            if self._home.get(channel) == connection.name:
+            if self._leaving[channel]:  # the answer to our own unsubscribe
+                self._leaving[channel] -= 1
+                if not self._leaving[channel]:
+                    del self._leaving[channel]
+                return
+            if self.clustered and self._home.get(channel) == connection.name:
                 # Not asked for: the server moved the channel's slot to another master.
                 self._pushed_out.setdefault(channel, 0)
                 self._rehome(f"{channel} left {connection.name}")

@@ -3,6 +3,7 @@
 import asyncio
 import functools
 import json
+import logging
 import time
 from datetime import timedelta
 from typing import cast
@@ -408,6 +409,33 @@ class _RecordingSink:
 
     def detach(self) -> None:
         pass
+
+
+async def test_a_stream_dropped_and_joined_again_at_once_stays_subscribed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The hub drops an idle stream and a socket joins it again before the unsubscribe is
+    answered: that answer is not taken for the server pushing the stream away (a slot
+    migration), and the stream's events keep coming."""
+    stream = "beds.50"
+    hub = Hub(settings.REDIS_URL, settings.REALTIME_REDIS_URL)
+    sink = _RecordingSink()
+    try:
+        hub.leave(stream, await hub.join(stream, _RecordingSink()))
+        with caplog.at_level(logging.WARNING, logger="realtime.subscriptions"):
+            await hub.drop_idle_feeds(idle_for=0)
+            member = await hub.join(stream, sink)
+            await hub.go_live(stream, member, await stream_head(hub.streams, stream))
+            seq = await asyncio.to_thread(publish_event, stream, "beds.changed", _change("D", 1))
+
+            async def delivered() -> bool:
+                return seq in sink.seqs
+
+            await eventually(delivered, "the event after joining again")
+        assert [r.getMessage() for r in caplog.records] == []
+    finally:
+        await hub.close()
+        redis.Redis.from_url(settings.REDIS_URL).delete(PROCESS_KEY_PREFIX + hub.process_id)
 
 
 async def test_a_member_going_live_ahead_of_its_lagging_hub_gets_no_event_twice() -> None:
