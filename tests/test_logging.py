@@ -247,6 +247,9 @@ def test_a_celery_worker_with_log_format_json_writes_only_json_lines(tmp_path: P
     """A real worker as deployed (prefork, no -q): its start-up, a task's own line (with the
     task's name and id), Celery's lines about a task and its warm shutdown are all JSON; the
     routine polls' received/succeeded lines stay filtered out."""
+    from project.celery import app
+
+    app.control.purge()  # tasks earlier tests queued with no worker running are not ours
     log = tmp_path / "worker.log"
     with (
         _poll_lock("11"),

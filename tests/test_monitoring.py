@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
@@ -95,6 +96,7 @@ class Exposition:
 
     text: str
     names: frozenset[str]
+    process: str = ""  # the process label of the server read (others of the run report too)
 
 
 def _sample_names(text: str) -> frozenset[str]:
@@ -121,14 +123,31 @@ def simulator() -> Iterator[SimulatorServer]:
 
 
 @pytest.fixture(scope="module")
+def exposition_server(
+    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DaphneServer]:
+    """A server of this module's own: its process's counters count only what these tests did
+    (the run's other servers report to the same Redis, and show on every /metrics page)."""
+    with run_server(
+        tmp_path_factory.mktemp("exposition"),
+        "-m",
+        "realtime.serving.server",
+        "project.asgi:application",
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def exposition(
-    daphne_server: DaphneServer,
+    exposition_server: DaphneServer,
     simulator: SimulatorServer,
     django_db_blocker: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Exposition:
     """/metrics of a real server with a socket open (so its process reports), a hospital in
     alarm (a pending request, no ER screen) and a real worker's poll of Seoul done."""
+    daphne_server = exposition_server
+    process = f'process="{socket.gethostname()}:{daphne_server.process.pid}"'
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
         hospital = HospitalFactory()
         crew = UserFactory(role=Role.AMBULANCE)
@@ -141,20 +160,20 @@ def exposition(
                 await tablet.subscribe("beds.11")
                 return await asyncio.to_thread(
                     wait_for,
-                    lambda: _ready(read_metrics(daphne_server.http_url), hospital.hpid),
+                    lambda: _ready(read_metrics(daphne_server.http_url), hospital.hpid, process),
                     "the poll, the process's report and the alarm on /metrics",
                     30,
                 )
 
         text = asyncio.run(read_with_a_socket_open())
-    return Exposition(text, _sample_names(text))
+    return Exposition(text, _sample_names(text), process)
 
 
-def _ready(text: str, hpid: str) -> str | None:
+def _ready(text: str, hpid: str, process: str) -> str | None:
     wanted = (
         'weer_ingestion_region_last_success_timestamp_seconds{region="11"}',
         'weer_er_screen_alarm_pending_requests{hospital="',
-        "weer_ws_connects_total{",
+        f'weer_ws_connects_total{{{process},role="ambulance"}}',  # this server's own report
     )
     return text if all(part in text for part in wanted) and hpid in text else None
 
@@ -392,11 +411,11 @@ def test_the_figures_added_for_the_alerts_count_on_a_real_server(
 ) -> None:
     """The tablet's connect, no drain, no pub/sub reconnect, when the process started, Redis
     and the database reached, the hospital in alarm with its one pending request."""
-    text = exposition.text
-    assert _value(text, "weer_ws_connects_total", 'role="ambulance"') == 1
-    assert _value(text, "weer_process_draining") == 0
-    assert _value(text, "weer_hub_pubsub_reconnects_total") == 0
-    started = _value(text, "weer_process_start_time_seconds")
+    text, process = exposition.text, exposition.process
+    assert _value(text, "weer_ws_connects_total", process, 'role="ambulance"') == 1
+    assert _value(text, "weer_process_draining", process) == 0
+    assert _value(text, "weer_hub_pubsub_reconnects_total", process) == 0
+    started = _value(text, "weer_process_start_time_seconds", process)
     assert started is not None
     assert time.time() - 3600 < started < time.time()
     assert _value(text, "weer_redis_up") == 1
@@ -404,7 +423,9 @@ def test_the_figures_added_for_the_alerts_count_on_a_real_server(
     assert _value(text, "weer_database_up") == 1
     assert _value(text, "weer_er_screen_alarm_pending_requests", 'region="11"') == 1
     buckets = [
-        line for line in text.splitlines() if "weer_ws_delivery_latency_seconds_bucket" in line
+        line
+        for line in text.splitlines()
+        if "weer_ws_delivery_latency_seconds_bucket" in line and process in line
     ]
     assert len(buckets) == 12
     assert 'le="+Inf"' in buckets[-1]
