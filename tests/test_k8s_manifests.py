@@ -43,6 +43,7 @@ from realtime.metrics import PROCESS_KEY_PREFIX, ProcessMetrics, RedisMetricsCol
 from realtime.serving.drain import FINISH_SECONDS
 from tests.conftest import DaphneServer, _free_port
 from tests.polling import wait_for
+from tests.prometheus_tools import prometheus_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
@@ -520,38 +521,12 @@ def test_only_weers_pods_reach_redis_and_mariadb(overlay: Overlay) -> None:
 # --- metrics and autoscaling ----------------------------------------------------------------
 
 
-@functools.cache
 def prometheus() -> Path:
-    """Prometheus (2.41 or newer: keepequal), taken out of Debian's prometheus package on first
-    use (not installed: the package would enable a server on :9090)."""
-    cached = sorted((ROOT / "var" / "tools").glob("prometheus-*"))
-    if cached:
-        return cached[-1]
-    apt_get, dpkg_deb = shutil.which("apt-get"), shutil.which("dpkg-deb")
-    if apt_get is None or dpkg_deb is None:
-        pytest.fail("Prometheus comes from Debian's prometheus package: no apt-get/dpkg-deb here")
-    with tempfile.TemporaryDirectory() as scratch:
-        download = [apt_get, "-qq", "-o", "APT::Sandbox::User=root", "download", "prometheus"]
-        if subprocess.run(download, cwd=scratch, capture_output=True, check=False).returncode:
-            subprocess.run([apt_get, "update", "-qq"], capture_output=True, check=True)
-            subprocess.run(download, cwd=scratch, capture_output=True, check=True)
-        (deb,) = Path(scratch).glob("prometheus_*.deb")
-        files = subprocess.run(
-            [dpkg_deb, "--fsys-tarfile", str(deb)], capture_output=True, check=True
-        ).stdout
-        with tarfile.open(fileobj=io.BytesIO(files)) as archive:
-            member = archive.extractfile("./usr/bin/prometheus")
-            assert member is not None
-            binary = member.read()
-    version = deb.name.split("_")[1].split("+")[0]
+    """Prometheus (2.41 or newer: keepequal), from Debian's package (tests/prometheus_tools.py)."""
+    path = prometheus_tool("prometheus")
+    version = path.name.removeprefix("prometheus-")
     major, minor = (int(part) for part in version.split(".")[:2])
     assert (major, minor) >= (2, 41), f"Prometheus {version} has no keepequal"
-    path = ROOT / "var" / "tools" / f"prometheus-{version}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    partial.write_bytes(binary)
-    partial.chmod(0o755)
-    partial.replace(path)
     return path
 
 

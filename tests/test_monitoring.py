@@ -4,16 +4,10 @@ dashboard load and are well formed, every metric they query exists on a real ser
 
 import asyncio
 import contextlib
-import functools
-import io
 import json
-import os
 import re
-import shutil
 import socket
 import subprocess
-import tarfile
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +40,7 @@ from tests.conftest import (
 from tests.factories import HospitalFactory, UserFactory
 from tests.mariadb import migrate, run_mariadb
 from tests.polling import wait_for
+from tests.prometheus_tools import prometheus_tool
 from tests.redis_cluster import run_redis_cluster
 from tests.test_reservations import CONDITION
 from tests.ws import WsClient
@@ -178,40 +173,6 @@ def _ready(text: str, hpid: str, process: str) -> str | None:
     return text if all(part in text for part in wanted) and hpid in text else None
 
 
-@functools.cache
-def _prometheus_tool(name: str) -> Path:
-    """``promtool`` or ``prometheus``, taken out of Debian's prometheus package on first use and
-    kept in var/tools/<name>-<version> (as tests/test_k8s_manifests.py keeps its Prometheus;
-    the package is not installed: it would enable a Prometheus server on :9090)."""
-    cached = sorted((ROOT / "var" / "tools").glob(f"{name}-*"))
-    if cached:
-        return cached[-1]
-    apt_get, dpkg_deb = shutil.which("apt-get"), shutil.which("dpkg-deb")
-    if apt_get is None or dpkg_deb is None:
-        pytest.fail(f"{name} comes from Debian's prometheus package: no apt-get/dpkg-deb here")
-    with tempfile.TemporaryDirectory() as scratch:
-        download = [apt_get, "-qq", "-o", "APT::Sandbox::User=root", "download", "prometheus"]
-        if subprocess.run(download, cwd=scratch, capture_output=True, check=False).returncode:
-            subprocess.run([apt_get, "update", "-qq"], capture_output=True, check=True)
-            subprocess.run(download, cwd=scratch, capture_output=True, check=True)
-        (deb,) = Path(scratch).glob("prometheus_*.deb")
-        files = subprocess.run(
-            [dpkg_deb, "--fsys-tarfile", str(deb)], capture_output=True, check=True
-        ).stdout
-        with tarfile.open(fileobj=io.BytesIO(files)) as archive:
-            member = archive.extractfile(f"./usr/bin/{name}")
-            assert member is not None
-            binary = member.read()
-    version = deb.name.split("_")[1].split("+")[0]
-    path = ROOT / "var" / "tools" / f"{name}-{version}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    partial.write_bytes(binary)
-    partial.chmod(0o755)
-    partial.replace(path)
-    return path
-
-
 def _rules() -> list[dict[str, Any]]:
     groups = yaml.safe_load(RULES.read_text())["groups"]
     return [rule for group in groups for rule in group["rules"]]
@@ -255,7 +216,7 @@ def _rule_test_series() -> list[str]:
 
 def test_promtool_checks_the_rules() -> None:
     ran = subprocess.run(
-        [str(_prometheus_tool("promtool")), "check", "rules", str(RULES)],
+        [str(prometheus_tool("promtool")), "check", "rules", str(RULES)],
         capture_output=True,
         text=True,
         check=False,
@@ -269,7 +230,7 @@ def test_the_rules_fire_when_they_should_and_only_then() -> None:
     each fires on its signs, once however many pods are scraped, with its labels and
     annotations rendered; and stays quiet on near misses."""
     ran = subprocess.run(
-        [str(_prometheus_tool("promtool")), "test", "rules", RULE_TESTS.name],
+        [str(prometheus_tool("promtool")), "test", "rules", RULE_TESTS.name],
         cwd=RULE_TESTS.parent,
         capture_output=True,
         text=True,
@@ -386,7 +347,7 @@ def test_every_metric_queried_is_on_a_real_metrics_page(exposition: Exposition) 
 @pytest.mark.django_db(transaction=True)
 def test_promtool_finds_nothing_to_lint_on_the_metrics_page(exposition: Exposition) -> None:
     ran = subprocess.run(
-        [str(_prometheus_tool("promtool")), "check", "metrics"],
+        [str(prometheus_tool("promtool")), "check", "metrics"],
         input=exposition.text,
         capture_output=True,
         text=True,
@@ -583,7 +544,7 @@ def _prometheus_with_the_rules(tmp_path: Path, server: DaphneServer) -> Iterator
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     command = [
-        str(_prometheus_tool("prometheus")),
+        str(prometheus_tool("prometheus")),
         f"--config.file={tmp_path / 'prometheus.yml'}",
         f"--storage.tsdb.path={tmp_path / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
